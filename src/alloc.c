@@ -1,0 +1,180 @@
+/* alloc.c: the standard malloc API, dispatching to the tiers.
+ *
+ *   size <= 256 KiB (and alignment <= 4 KiB): a size class, served by the
+ *   calling thread's heap from slabs of SuperSlabs (heap.h)
+ *   larger, or more aligned: the large tier (large.h)
+ *
+ * free() and friends find a pointer's tier through the region map, so a
+ * pointer hakmem does not own is always recognised and reported.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal/api.h"
+#include "internal/heap.h"
+#include "internal/large.h"
+#include "internal/os.h"
+#include "internal/region_map.h"
+#include "internal/size_class.h"
+#include "internal/superslab.h"
+
+#define HK_MIN_ALIGN 16
+
+static inline void *alloc_size(size_t size) {
+  if (__builtin_expect(size <= HK_MEDIUM_MAX, 1))
+    return hk_small_alloc(hk_size_to_class(size));
+  return hk_large_alloc(size, HK_MIN_ALIGN, 0);
+}
+
+static void *alloc_aligned(size_t size, size_t align) {
+  if (align <= HK_MIN_ALIGN)
+    return alloc_size(size);
+  unsigned cls = hk_class_for_aligned(size, align);
+  if (cls < HK_CLASS_COUNT)
+    return hk_small_alloc(cls);
+  return hk_large_alloc(size, align, 0);
+}
+
+static inline void free_ptr(void *p, const char *fn) {
+  uintptr_t a = (uintptr_t)p;
+  struct hk_segment *seg = hk_region_lookup(a);
+  if (__builtin_expect(seg != NULL && seg->kind == HK_SEG_SUPERSLAB, 1)) {
+    hk_small_free((struct hk_superslab *)seg, p);
+    return;
+  }
+  if (seg == NULL)
+    hk_report_misuse(fn, "invalid pointer", p);
+  hk_large_free((struct hk_large *)seg, p, fn);
+}
+
+/* Usable size of a block we own; reports misuse for `fn` otherwise. */
+static size_t usable_size(const void *p, const char *fn) {
+  uintptr_t a = (uintptr_t)p;
+  struct hk_segment *seg = hk_region_lookup(a);
+  if (seg == NULL)
+    hk_report_misuse(fn, "invalid pointer", p);
+  if (seg->kind == HK_SEG_SUPERSLAB)
+    return hk_small_locate((struct hk_superslab *)seg, a, fn)->block_size;
+  return hk_large_usable((struct hk_large *)seg, p, fn);
+}
+
+HK_API_FN(void *, malloc, (size_t size)) { return alloc_size(size); }
+
+HK_API_FN(void, free, (void *p)) {
+  if (__builtin_expect(p == NULL, 0))
+    return;
+  free_ptr(p, "free");
+}
+
+HK_API_FN(void *, calloc, (size_t n, size_t size)) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (total > HK_MEDIUM_MAX)
+    return hk_large_alloc(total, HK_MIN_ALIGN, 1);
+  void *p = hk_small_alloc(hk_size_to_class(total));
+  if (p)
+    memset(p, 0, total);
+  return p;
+}
+
+HK_API_FN(void *, realloc, (void *p, size_t size)) {
+  if (p == NULL)
+    return alloc_size(size);
+  if (size == 0) {
+    /* glibc frees and returns NULL here; programs rely on it. */
+    free_ptr(p, "realloc");
+    return NULL;
+  }
+  size_t old = usable_size(p, "realloc");
+  /* Keep the block when the new size still fits and does not waste more
+   * than half of it. */
+  if (size <= old && size >= old / 2)
+    return p;
+  void *q = alloc_size(size);
+  if (!q)
+    return NULL;
+  memcpy(q, p, old < size ? old : size);
+  free_ptr(p, "realloc");
+  return q;
+}
+
+HK_API_FN(void *, reallocarray, (void *p, size_t n, size_t size)) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return HK_API(realloc)(p, total);
+}
+
+static int valid_alignment(size_t align) {
+  return align != 0 && (align & (align - 1)) == 0;
+}
+
+HK_API_FN(int, posix_memalign, (void **out, size_t align, size_t size)) {
+  if (!valid_alignment(align) || align % sizeof(void *) != 0)
+    return EINVAL;
+  int saved = errno;
+  void *p = alloc_aligned(size, align);
+  if (!p) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+HK_API_FN(void *, aligned_alloc, (size_t align, size_t size)) {
+  if (!valid_alignment(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return alloc_aligned(size, align);
+}
+
+HK_API_FN(void *, memalign, (size_t align, size_t size)) {
+  /* glibc rounds a non-power-of-two alignment up rather than failing. */
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!valid_alignment(align)) {
+    size_t a = HK_MIN_ALIGN;
+    while (a < align)
+      a <<= 1;
+    align = a;
+  }
+  return alloc_aligned(size, align);
+}
+
+HK_API_FN(void *, valloc, (size_t size)) {
+  return alloc_aligned(size, HK_PAGE_SIZE);
+}
+
+HK_API_FN(void *, pvalloc, (size_t size)) {
+  if (size > SIZE_MAX - HK_PAGE_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = (size + HK_PAGE_SIZE - 1) & ~(size_t)(HK_PAGE_SIZE - 1);
+  return alloc_aligned(rounded ? rounded : HK_PAGE_SIZE, HK_PAGE_SIZE);
+}
+
+HK_API_FN(size_t, malloc_usable_size, (void *p)) {
+  if (p == NULL)
+    return 0;
+  return usable_size(p, "malloc_usable_size");
+}
+
+HK_API_FN(int, malloc_trim, (size_t pad)) {
+  (void)pad;
+  size_t released = hk_large_trim() + hk_superslab_trim();
+  return released > 0;
+}

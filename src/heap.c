@@ -1,0 +1,325 @@
+/* heap.c: per-thread heaps -- the slow paths behind internal/heap.h, and
+ * handing a thread's slabs on when it exits. */
+#include "internal/heap.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "internal/init.h"
+#include "internal/options.h"
+#include "internal/os.h"
+#include "internal/slab.h"
+#include "internal/stats.h"
+#include "internal/superslab.h"
+
+/* How many full slabs a refill looks at for remote frees before it takes a
+ * new slab; bounded so that a huge heap does not make refills slow. */
+#define HK_FULL_SCAN 16
+/* How many abandoned slabs one refill may adopt before taking a new one. */
+#define HK_ADOPT_TRIES 8
+
+struct hk_slab hk_empty_slab;
+struct hk_heap hk_heap_empty = {
+    .cur = {[0 ... HK_CLASS_COUNT - 1] = &hk_empty_slab},
+};
+__thread struct hk_heap *hk_tls_heap
+    __attribute__((tls_model("initial-exec"))) = &hk_heap_empty;
+uintptr_t hk_tag_secret;
+
+/* Slabs of exited threads that still hold live blocks, per class. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hk_slab *abandoned[HK_CLASS_COUNT];
+
+/* Heaps of exited threads, ready for new threads; heap memory is never
+ * unmapped, so a stale owner pointer is never a dangling one. */
+static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hk_heap *free_heaps;
+static char *heap_chunk;
+static size_t heap_chunk_left;
+#define HK_HEAP_CHUNK (64 * 1024)
+
+// ---------------------------------------------------------------------------
+// Slab queues
+
+static void queue_push(struct hk_slab_queue *q, struct hk_slab *s) {
+  s->next = NULL;
+  s->prev = q->tail;
+  if (q->tail)
+    q->tail->next = s;
+  else
+    q->head = s;
+  q->tail = s;
+}
+
+static void queue_remove(struct hk_slab_queue *q, struct hk_slab *s) {
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    q->head = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  else
+    q->tail = s->prev;
+  s->next = s->prev = NULL;
+}
+
+static struct hk_slab *queue_pop(struct hk_slab_queue *q) {
+  struct hk_slab *s = q->head;
+  if (s)
+    queue_remove(q, s);
+  return s;
+}
+
+static int slab_has_blocks(struct hk_slab *s) {
+  return s->free != NULL || s->carved < s->capacity;
+}
+
+// ---------------------------------------------------------------------------
+// Getting slabs
+
+static void heap_release_slab(struct hk_heap *h, struct hk_slab *s) {
+  unsigned g = hk_slab_superslab(s)->geometry;
+  hk_stats_sub(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
+  hk_slab_reset(s);
+  if (h && h->empty_count[g] < hk_options.heap_empty_slabs) {
+    s->next = h->empty[g];
+    h->empty[g] = s;
+    h->empty_count[g]++;
+    return;
+  }
+  hk_superslab_release_slab(s);
+}
+
+static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
+  unsigned g = hk_class_geometry(cls);
+  struct hk_slab *s = h->empty[g];
+  if (s) {
+    h->empty[g] = s->next;
+    h->empty_count[g]--;
+  } else {
+    s = hk_superslab_acquire_slab(g);
+    if (!s)
+      return NULL;
+  }
+  hk_stats_add(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
+  hk_slab_init(s, cls, h);
+  return s;
+}
+
+static struct hk_slab *heap_adopt(struct hk_heap *h, unsigned cls) {
+  for (int tries = 0; tries < HK_ADOPT_TRIES; tries++) {
+    pthread_mutex_lock(&abandoned_lock);
+    struct hk_slab *s = abandoned[cls];
+    if (s)
+      abandoned[cls] = s->next;
+    pthread_mutex_unlock(&abandoned_lock);
+    if (!s)
+      return NULL;
+    s->next = s->prev = NULL;
+    atomic_store_explicit(&s->owner, h, memory_order_release);
+    hk_slab_collect(s);
+    if (slab_has_blocks(s))
+      return s;
+    s->in_full = 1;
+    queue_push(&h->full[cls], s);
+  }
+  return NULL;
+}
+
+static struct hk_slab *heap_find_slab(struct hk_heap *h, unsigned cls) {
+  struct hk_slab *s;
+  while ((s = queue_pop(&h->avail[cls])) != NULL) {
+    hk_slab_collect(s);
+    if (slab_has_blocks(s))
+      return s;
+    s->in_full = 1;
+    queue_push(&h->full[cls], s);
+  }
+  /* Full slabs regain blocks only through remote frees, which the owner
+   * does not hear about; look at a few, rotating so all get their turn. */
+  for (int i = 0; i < HK_FULL_SCAN && (s = queue_pop(&h->full[cls])); i++) {
+    hk_slab_collect(s);
+    if (slab_has_blocks(s)) {
+      s->in_full = 0;
+      return s;
+    }
+    queue_push(&h->full[cls], s);
+  }
+  s = heap_adopt(h, cls);
+  if (s)
+    return s;
+  return heap_fresh_slab(h, cls);
+}
+
+void *hk_small_alloc_slow(unsigned cls) {
+  struct hk_heap *h = hk_tls_heap;
+  if (h == &hk_heap_empty) {
+    h = hk_heap_attach();
+    if (!h) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  struct hk_slab *s = h->cur[cls];
+  if (s != &hk_empty_slab) {
+    hk_slab_collect(s);
+    if (!s->free)
+      hk_slab_carve(s);
+    if (!s->free) {
+      s->in_full = 1;
+      queue_push(&h->full[cls], s);
+      h->cur[cls] = &hk_empty_slab;
+      s = NULL;
+    }
+  } else {
+    s = NULL;
+  }
+  if (!s) {
+    s = heap_find_slab(h, cls);
+    if (!s) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    if (!s->free)
+      hk_slab_carve(s);
+    h->cur[cls] = s;
+  }
+  struct hk_block *b = s->free;
+  s->free = b->next;
+  s->used++;
+  b->free_tag = 0;
+  return b;
+}
+
+// ---------------------------------------------------------------------------
+// Frees that leave the fast path
+
+void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
+  unsigned cls = s->class_idx;
+  if (s->used == 0 && s != h->cur[cls]) {
+    queue_remove(s->in_full ? &h->full[cls] : &h->avail[cls], s);
+    heap_release_slab(h, s);
+    return;
+  }
+  if (s->in_full) {
+    queue_remove(&h->full[cls], s);
+    s->in_full = 0;
+    queue_push(&h->avail[cls], s);
+  }
+}
+
+void hk_free_remote(struct hk_slab *s, struct hk_block *b) {
+  struct hk_block *head =
+      atomic_load_explicit(&s->remote, memory_order_relaxed);
+  do {
+    b->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(
+      &s->remote, &head, b, memory_order_release, memory_order_relaxed));
+}
+
+// ---------------------------------------------------------------------------
+// Thread start and exit
+
+static struct hk_heap *heap_new(void) {
+  pthread_mutex_lock(&heaps_lock);
+  struct hk_heap *h = free_heaps;
+  if (h) {
+    free_heaps = h->next_free;
+  } else {
+    if (heap_chunk_left < sizeof *h) {
+      heap_chunk = hk_os_map_aligned(HK_HEAP_CHUNK, HK_PAGE_SIZE);
+      if (!heap_chunk) {
+        heap_chunk_left = 0;
+        pthread_mutex_unlock(&heaps_lock);
+        return NULL;
+      }
+      hk_stats_mapped(HK_HEAP_CHUNK);
+      heap_chunk_left = HK_HEAP_CHUNK;
+    }
+    h = (struct hk_heap *)heap_chunk;
+    size_t step = (sizeof *h + 63) & ~(size_t)63;
+    heap_chunk += step;
+    heap_chunk_left = heap_chunk_left >= step ? heap_chunk_left - step : 0;
+  }
+  pthread_mutex_unlock(&heaps_lock);
+  memset(h, 0, sizeof *h);
+  for (unsigned c = 0; c < HK_CLASS_COUNT; c++)
+    h->cur[c] = &hk_empty_slab;
+  return h;
+}
+
+struct hk_heap *hk_heap_attach(void) {
+  hk_init();
+  /* Init may have allocated through us (pthread_atfork does on some libcs)
+   * and attached a heap already. */
+  if (hk_tls_heap != &hk_heap_empty)
+    return hk_tls_heap;
+  struct hk_heap *h = heap_new();
+  if (!h)
+    return NULL;
+  /* Publish before registering: registration may allocate, and that
+   * allocation must find this heap rather than attach another. */
+  hk_tls_heap = h;
+  hk_thread_register(h);
+  return h;
+}
+
+static void abandon_or_release(struct hk_slab *s) {
+  hk_slab_collect(s);
+  if (s->used == 0) {
+    heap_release_slab(NULL, s);
+    return;
+  }
+  s->in_full = 0;
+  s->prev = NULL;
+  atomic_store_explicit(&s->owner, NULL, memory_order_release);
+  pthread_mutex_lock(&abandoned_lock);
+  s->next = abandoned[s->class_idx];
+  abandoned[s->class_idx] = s;
+  pthread_mutex_unlock(&abandoned_lock);
+}
+
+void hk_heap_detach(struct hk_heap *h) {
+  if (h == NULL || h == &hk_heap_empty)
+    return;
+  if (hk_tls_heap == h)
+    hk_tls_heap = &hk_heap_empty;
+  for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+    struct hk_slab *s;
+    if (h->cur[c] != &hk_empty_slab)
+      abandon_or_release(h->cur[c]);
+    h->cur[c] = &hk_empty_slab;
+    while ((s = queue_pop(&h->avail[c])) != NULL)
+      abandon_or_release(s);
+    while ((s = queue_pop(&h->full[c])) != NULL)
+      abandon_or_release(s);
+  }
+  for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
+    while (h->empty[g]) {
+      struct hk_slab *s = h->empty[g];
+      h->empty[g] = s->next;
+      hk_superslab_release_slab(s);
+    }
+    h->empty_count[g] = 0;
+  }
+  pthread_mutex_lock(&heaps_lock);
+  h->next_free = free_heaps;
+  free_heaps = h;
+  pthread_mutex_unlock(&heaps_lock);
+}
+
+void hk_heap_fork_prepare(void) {
+  pthread_mutex_lock(&heaps_lock);
+  pthread_mutex_lock(&abandoned_lock);
+}
+
+void hk_heap_fork_parent(void) {
+  pthread_mutex_unlock(&abandoned_lock);
+  pthread_mutex_unlock(&heaps_lock);
+}
+
+void hk_heap_fork_child(void) {
+  pthread_mutex_init(&abandoned_lock, NULL);
+  pthread_mutex_init(&heaps_lock, NULL);
+}

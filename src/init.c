@@ -1,0 +1,80 @@
+/* init.c: start-up, the thread-exit hook and fork handlers.
+ *
+ * malloc can be called by the loader, by libc, or by a thread created
+ * before our constructor runs, so initialisation is lazy and re-entrant:
+ * nothing here calls malloc on the way in, and a nested call made by a libc
+ * function we use (pthread_atfork, pthread_setspecific) is let through.
+ */
+#define _GNU_SOURCE
+#include "internal/init.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+#include "internal/heap.h"
+#include "internal/large.h"
+#include "internal/options.h"
+#include "internal/superslab.h"
+
+_Atomic int hk_init_state;
+static __thread int init_running_here
+    __attribute__((tls_model("initial-exec")));
+static pthread_key_t thread_key;
+
+static void thread_exit(void *heap) {
+  hk_heap_detach(heap);
+}
+
+static void fork_prepare(void) {
+  hk_heap_fork_prepare();
+  hk_large_fork_prepare();
+  hk_superslab_fork_prepare();
+}
+
+static void fork_parent(void) {
+  hk_superslab_fork_parent();
+  hk_large_fork_parent();
+  hk_heap_fork_parent();
+}
+
+static void fork_child(void) {
+  hk_superslab_fork_child();
+  hk_large_fork_child();
+  hk_heap_fork_child();
+}
+
+static uintptr_t random_secret(void) {
+  /* The kernel hands every process 16 random bytes; reading them needs no
+   * system call and no allocation. */
+  uintptr_t secret = 0;
+  const void *rnd = (const void *)getauxval(AT_RANDOM);
+  if (rnd)
+    memcpy(&secret, (const char *)rnd + 8, sizeof secret);
+  return secret | 1;
+}
+
+void hk_init_slow(void) {
+  int expected = 0;
+  if (atomic_compare_exchange_strong_explicit(&hk_init_state, &expected, 1,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire)) {
+    init_running_here = 1;
+    hk_options_init();
+    hk_tag_secret = random_secret();
+    pthread_key_create(&thread_key, thread_exit);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    init_running_here = 0;
+    atomic_store_explicit(&hk_init_state, 2, memory_order_release);
+    return;
+  }
+  if (init_running_here)
+    return;
+  while (atomic_load_explicit(&hk_init_state, memory_order_acquire) != 2)
+    sched_yield();
+}
+
+void hk_thread_register(struct hk_heap *h) {
+  pthread_setspecific(thread_key, h);
+}

@@ -1,0 +1,105 @@
+/* heap.h: the per-thread heap and the tiny/medium fast paths.
+ *
+ * Each thread owns slabs; for each size class it allocates from one
+ * current slab's free list, so malloc is a TLS load and a list pop. A free
+ * by the owner pushes back onto the slab's list; a free by any other thread
+ * pushes onto the slab's atomic remote list, which the owner collects when
+ * its list runs dry. A thread that exits gives its slabs back: empty ones to
+ * the pool, the rest to per-class abandoned stacks that other threads adopt.
+ */
+#ifndef HK_HEAP_H
+#define HK_HEAP_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "region_map.h"
+#include "report.h"
+#include "size_class.h"
+#include "types.h"
+
+struct hk_slab_queue {
+  struct hk_slab *head, *tail;
+};
+
+struct hk_heap {
+  struct hk_slab *cur[HK_CLASS_COUNT]; /* read by the malloc fast path */
+  struct hk_slab_queue avail[HK_CLASS_COUNT]; /* slabs with free blocks */
+  struct hk_slab_queue full[HK_CLASS_COUNT];  /* slabs with none (maybe remote) */
+  struct hk_slab *empty[HK_GEOM_COUNT];       /* unused slabs kept for reuse */
+  unsigned empty_count[HK_GEOM_COUNT];
+  struct hk_heap *next_free;
+};
+
+/* Threads start on this heap, whose current slabs are all one empty slab,
+ * so that the fast path needs no "initialised?" test. */
+extern struct hk_heap hk_heap_empty;
+extern struct hk_slab hk_empty_slab;
+extern __thread struct hk_heap *hk_tls_heap
+    __attribute__((tls_model("initial-exec")));
+extern uintptr_t hk_tag_secret;
+
+static inline uintptr_t hk_free_tag(const struct hk_block *b) {
+  return (uintptr_t)b ^ hk_tag_secret;
+}
+
+void *hk_small_alloc_slow(unsigned cls);
+void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s);
+void hk_free_remote(struct hk_slab *s, struct hk_block *b);
+
+/* Attaches a heap to the calling thread; NULL when out of memory. */
+struct hk_heap *hk_heap_attach(void);
+/* Gives back everything the heap owns; called at thread exit. */
+void hk_heap_detach(struct hk_heap *h);
+
+void hk_heap_fork_prepare(void);
+void hk_heap_fork_parent(void);
+void hk_heap_fork_child(void);
+
+static inline void *hk_small_alloc(unsigned cls) {
+  struct hk_slab *s = hk_tls_heap->cur[cls];
+  struct hk_block *b = s->free;
+  if (__builtin_expect(b != NULL, 1)) {
+    s->free = b->next;
+    s->used++;
+    b->free_tag = 0;
+    return b;
+  }
+  return hk_small_alloc_slow(cls);
+}
+
+/* The slab holding `a` if `a` is the start of one of its blocks that has
+ * been handed out at least once; reports `fn` misuse otherwise. */
+static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
+                                              uintptr_t a, const char *fn) {
+  struct hk_slab *s = &ss->slabs[(a & HK_REGION_MASK) >> ss->slab_shift];
+  uintptr_t off = a - s->start;
+  uint64_t idx = ((uint64_t)off * s->div_magic) >> 40;
+  if (__builtin_expect(a < s->start || idx * s->block_size != off ||
+                           idx >= s->carved,
+                       0))
+    hk_report_misuse(fn, "invalid pointer", (void *)a);
+  return s;
+}
+
+static inline void hk_small_free(struct hk_superslab *ss, void *p) {
+  struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, "free");
+  struct hk_block *b = p;
+  uintptr_t tag = hk_free_tag(b);
+  if (__builtin_expect(b->free_tag == tag, 0))
+    hk_report_misuse("free", "double free", p);
+  b->free_tag = tag;
+  struct hk_heap *h = hk_tls_heap;
+  if (__builtin_expect(
+          atomic_load_explicit(&s->owner, memory_order_relaxed) == h, 1)) {
+    b->next = s->free;
+    s->free = b;
+    if (__builtin_expect(--s->used == 0 || s->in_full, 0))
+      hk_free_local_slow(h, s);
+    return;
+  }
+  hk_free_remote(s, b);
+}
+
+#endif

@@ -1,0 +1,24 @@
+/* init.h: process-wide start-up, thread registration and fork handling. */
+#ifndef HK_INIT_H
+#define HK_INIT_H
+
+#include <stdatomic.h>
+
+struct hk_heap;
+
+extern _Atomic int hk_init_state; /* 0 new, 1 running, 2 done */
+
+void hk_init_slow(void);
+
+/* Makes sure options, the tag secret and the thread-exit hook are set up.
+ * Safe to call before constructors run and from within its own init. */
+static inline void hk_init(void) {
+  if (__builtin_expect(
+          atomic_load_explicit(&hk_init_state, memory_order_acquire) != 2, 0))
+    hk_init_slow();
+}
+
+/* Arranges for hk_heap_detach(h) when the calling thread exits. */
+void hk_thread_register(struct hk_heap *h);
+
+#endif

@@ -1,0 +1,29 @@
+/* os.h: the contract between hakmem and the operating system.
+ *
+ * Every mmap/munmap/madvise goes through here, so the rest of the allocator
+ * never sees a raw system call. Functions return NULL or an errno value;
+ * none of them allocates or takes a lock.
+ */
+#ifndef HK_OS_H
+#define HK_OS_H
+
+#include <stddef.h>
+
+#define HK_PAGE_SIZE 4096
+
+/* Maps `size` bytes of zeroed memory aligned to `align` (a power of two,
+ * at least a page; size a multiple of a page). NULL with errno ENOMEM when
+ * the OS refuses. */
+void *hk_os_map_aligned(size_t size, size_t align);
+
+/* Unmaps what hk_os_map_aligned returned (or a page-aligned part of it). */
+void hk_os_unmap(void *addr, size_t size);
+
+/* Gives the pages back to the OS but keeps the range mapped; the next touch
+ * reads zeroes. Returns 0 or an errno value. */
+int hk_os_decommit(void *addr, size_t size);
+
+/* Writes all of `len` bytes to fd 2 without allocating (async-signal-safe). */
+void hk_os_write_stderr(const char *buf, size_t len);
+
+#endif

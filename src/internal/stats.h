@@ -1,0 +1,30 @@
+/* stats.h: process-wide counters, touched only on slow paths (mapping,
+ * slab hand-out), so that the malloc/free fast path pays nothing for them. */
+#ifndef HK_STATS_H
+#define HK_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct hk_counters {
+  _Atomic size_t mapped;      /* bytes of SuperSlabs, large blocks, metadata */
+  _Atomic size_t peak_mapped;
+  _Atomic size_t slab_bytes;  /* bytes of slabs cut into blocks */
+  _Atomic size_t large_bytes; /* bytes of live large blocks (usable size) */
+  _Atomic size_t large_count;
+  _Atomic size_t large_cached_bytes;
+};
+
+extern struct hk_counters hk_counters;
+
+void hk_stats_mapped(size_t bytes);
+void hk_stats_unmapped(size_t bytes);
+
+static inline void hk_stats_add(_Atomic size_t *c, size_t v) {
+  atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+static inline void hk_stats_sub(_Atomic size_t *c, size_t v) {
+  atomic_fetch_sub_explicit(c, v, memory_order_relaxed);
+}
+
+#endif

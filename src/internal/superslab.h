@@ -1,0 +1,34 @@
+/* superslab.h: the shared pool of SuperSlabs and the slabs cut from them.
+ *
+ * This is the locked slow stage of the tiny and medium tiers: a thread
+ * comes here only when its own caches have no slab for a class, once per
+ * slab (64 KiB to 2 MiB of blocks), never per block. The pool grows by
+ * mapping SuperSlabs on demand and shrinks by unmapping empty ones; it has
+ * no fixed capacity.
+ */
+#ifndef HK_SUPERSLAB_H
+#define HK_SUPERSLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+static inline struct hk_superslab *hk_slab_superslab(const struct hk_slab *s) {
+  return (struct hk_superslab *)((uintptr_t)s & ~(uintptr_t)HK_REGION_MASK);
+}
+
+/* An unused slab of the geometry, or NULL with errno ENOMEM. */
+struct hk_slab *hk_superslab_acquire_slab(unsigned geometry);
+
+/* Returns a slab that hk_slab_reset emptied to its SuperSlab. */
+void hk_superslab_release_slab(struct hk_slab *slab);
+
+/* Unmaps the empty SuperSlabs kept for reuse. Returns bytes released. */
+size_t hk_superslab_trim(void);
+
+void hk_superslab_fork_prepare(void);
+void hk_superslab_fork_parent(void);
+void hk_superslab_fork_child(void);
+
+#endif

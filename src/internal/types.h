@@ -1,0 +1,123 @@
+/* types.h: the data structures every part of hakmem shares.
+ *
+ * Memory layout in one picture:
+ *
+ *   2 MiB-aligned SuperSlab (kind HK_SEG_SUPERSLAB)
+ *   +-----------+------------------+------------------+-----+
+ *   | header    | slab 0 blocks    | slab 1 blocks    | ... |
+ *   | slab meta |                  |                  |     |
+ *   +-----------+------------------+------------------+-----+
+ *   ^ ptr & ~(2 MiB - 1) finds the header, the region map proves it is ours.
+ *
+ *   Large block (kind HK_SEG_LARGE): its own 2 MiB-aligned mapping, a
+ *   header at the start, the user block after it.
+ *
+ * Every 2 MiB region we own has an entry in the region map (region_map.h)
+ * that points at the segment header covering it; anything else is not ours.
+ */
+#ifndef HK_TYPES_H
+#define HK_TYPES_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HK_REGION_SHIFT 21
+#define HK_REGION_SIZE ((size_t)1 << HK_REGION_SHIFT)
+#define HK_REGION_MASK (HK_REGION_SIZE - 1)
+
+/* Slab 0 gives its first page to the SuperSlab header. Starting its blocks
+ * on a page boundary keeps power-of-two classes naturally aligned, which the
+ * aligned allocation path relies on for alignments up to a page. */
+#define HK_SLAB0_DATA_OFFSET 4096
+#define HK_MAX_SLABS 32
+#define HK_SMALL_ALIGN_MAX 4096
+
+#define HK_TINY_MAX 1024
+#define HK_MEDIUM_MAX (256 * 1024)
+
+enum hk_segment_kind {
+  HK_SEG_SUPERSLAB = 0x55ab,
+  HK_SEG_LARGE = 0x1a29,
+};
+
+/* Geometries: how a SuperSlab is cut into slabs. Tiny classes want many
+ * small slabs; medium classes need slabs large enough for several blocks. */
+enum hk_geometry {
+  HK_GEOM_TINY = 0,   /* 32 slabs of 64 KiB */
+  HK_GEOM_MEDIUM = 1, /* 4 slabs of 512 KiB */
+  HK_GEOM_HUGE = 2,   /* 1 slab of 2 MiB   */
+  HK_GEOM_COUNT = 3,
+};
+
+struct hk_heap;
+
+/* A free block's first word links it into a list; its second word holds a
+ * tag that marks it free so that a second free of it is caught. */
+struct hk_block {
+  struct hk_block *next;
+  uintptr_t free_tag;
+};
+
+enum hk_slab_state {
+  HK_SLAB_UNUSED = 0, /* in the SuperSlab's free mask */
+  HK_SLAB_ACTIVE = 1, /* cut into blocks of one class */
+};
+
+struct hk_slab {
+  /* Owner-only fields, touched on the fast path. */
+  struct hk_block *free; /* blocks ready to hand out */
+  uint32_t used;         /* blocks out with the program or in the remote list */
+  uint32_t carved;       /* blocks ever cut from the bump region */
+  uint32_t capacity;
+  uint32_t block_size;
+  uint64_t div_magic; /* offset * div_magic >> 40 == offset / block_size */
+  uintptr_t start;    /* address of block 0 */
+
+  /* Cross-thread fields. */
+  _Atomic(struct hk_heap *) owner; /* NULL when abandoned or unused */
+  _Atomic(struct hk_block *) remote;
+
+  /* Owner's list links (avail/full queues, abandoned stack). */
+  struct hk_slab *next, *prev;
+  uint8_t class_idx;
+  uint8_t state;
+  uint8_t in_full;
+  uint8_t index; /* position in its SuperSlab */
+};
+
+struct hk_segment {
+  uint32_t kind;
+};
+
+struct hk_superslab {
+  struct hk_segment seg;
+  uint8_t geometry;
+  uint8_t slab_shift;
+  uint16_t slab_count;
+  uint32_t free_mask; /* bit i set: slab i is unused (pool lock) */
+  struct hk_superslab *pool_next, *pool_prev;
+  uint8_t in_pool_list;
+  struct hk_slab slabs[HK_MAX_SLABS];
+};
+
+_Static_assert(sizeof(struct hk_superslab) <= HK_SLAB0_DATA_OFFSET,
+               "SuperSlab header must fit in slab 0's first page");
+
+enum hk_large_state {
+  HK_LARGE_LIVE = 1,
+  HK_LARGE_CACHED = 2,
+};
+
+struct hk_large {
+  struct hk_segment seg;
+  uint32_t state;
+  size_t map_size; /* bytes mapped, a multiple of HK_REGION_SIZE */
+  uintptr_t user;  /* the pointer handed to the program */
+  struct hk_large *next, *prev; /* cache links */
+};
+
+#define HK_LARGE_HEADER 64
+_Static_assert(sizeof(struct hk_large) <= HK_LARGE_HEADER, "large header");
+
+#endif

@@ -1,0 +1,167 @@
+/* large.c: the large tier (see internal/large.h). */
+#include "internal/large.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal/options.h"
+#include "internal/os.h"
+#include "internal/region_map.h"
+#include "internal/report.h"
+#include "internal/stats.h"
+
+/* A cached mapping is reused for a request needing at least this fraction
+ * of it, so a small request does not pin a huge mapping. */
+#define HK_LARGE_REUSE_SLACK(need) ((need) + (need) / 2 + HK_REGION_SIZE)
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hk_large *cache_head; /* most recently freed first */
+static struct hk_large *cache_tail;
+static size_t cache_bytes;
+
+static void cache_unlink(struct hk_large *l) {
+  if (l->prev)
+    l->prev->next = l->next;
+  else
+    cache_head = l->next;
+  if (l->next)
+    l->next->prev = l->prev;
+  else
+    cache_tail = l->prev;
+  l->next = l->prev = NULL;
+  cache_bytes -= l->map_size;
+}
+
+static void large_unmap(struct hk_large *l) {
+  size_t size = l->map_size;
+  hk_region_unregister((uintptr_t)l, size);
+  hk_os_unmap(l, size);
+  hk_stats_unmapped(size);
+}
+
+static struct hk_large *cache_take(size_t need) {
+  struct hk_large *best = NULL;
+  pthread_mutex_lock(&cache_lock);
+  for (struct hk_large *l = cache_head; l; l = l->next)
+    if (l->map_size >= need && l->map_size <= HK_LARGE_REUSE_SLACK(need) &&
+        (!best || l->map_size < best->map_size))
+      best = l;
+  if (best)
+    cache_unlink(best);
+  pthread_mutex_unlock(&cache_lock);
+  return best;
+}
+
+void *hk_large_alloc(size_t size, size_t align, int zero) {
+  size_t offset = align > HK_LARGE_HEADER ? align : HK_LARGE_HEADER;
+  if (size > SIZE_MAX / 2 - offset - HK_REGION_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t need = (offset + size + HK_REGION_MASK) & ~(size_t)HK_REGION_MASK;
+  struct hk_large *l = cache_take(need);
+  int fresh = 0;
+  if (l) {
+    hk_stats_sub(&hk_counters.large_cached_bytes, l->map_size);
+  } else {
+    l = hk_os_map_aligned(need, HK_REGION_SIZE);
+    if (!l)
+      return NULL;
+    l->seg.kind = HK_SEG_LARGE;
+    l->map_size = need;
+    if (hk_region_register((uintptr_t)l, need, &l->seg) != 0) {
+      hk_os_unmap(l, need);
+      errno = ENOMEM;
+      return NULL;
+    }
+    hk_stats_mapped(need);
+    fresh = 1;
+  }
+  /* The mapping is only 2 MiB-aligned; a larger alignment is found inside
+   * it, which `need` left room for. */
+  uintptr_t user = ((uintptr_t)l + HK_LARGE_HEADER + align - 1) &
+                   ~(uintptr_t)(align - 1);
+  l->user = user;
+  l->state = HK_LARGE_LIVE;
+  hk_stats_add(&hk_counters.large_bytes, l->map_size);
+  hk_stats_add(&hk_counters.large_count, 1);
+  if (zero && !fresh)
+    memset((void *)user, 0, size);
+  return (void *)user;
+}
+
+static void check_live(struct hk_large *l, const void *p, const char *fn) {
+  if ((uintptr_t)p != l->user)
+    hk_report_misuse(fn, "invalid pointer", p);
+  if (l->state != HK_LARGE_LIVE)
+    hk_report_misuse(fn, "double free", p);
+}
+
+size_t hk_large_usable(struct hk_large *l, const void *p, const char *fn) {
+  check_live(l, p, fn);
+  return (uintptr_t)l + l->map_size - l->user;
+}
+
+void hk_large_free(struct hk_large *l, void *p, const char *fn) {
+  check_live(l, p, fn);
+  hk_stats_sub(&hk_counters.large_bytes, l->map_size);
+  hk_stats_sub(&hk_counters.large_count, 1);
+  size_t limit = hk_options.large_cache_bytes;
+  if (l->map_size > limit / 2) {
+    l->state = 0;
+    large_unmap(l);
+    return;
+  }
+  /* Cached blocks keep their region map entries, so a second free of one
+   * is still recognised as ours and reported as a double free. */
+  struct hk_large *evict = NULL;
+  pthread_mutex_lock(&cache_lock);
+  l->state = HK_LARGE_CACHED;
+  l->prev = NULL;
+  l->next = cache_head;
+  if (cache_head)
+    cache_head->prev = l;
+  else
+    cache_tail = l;
+  cache_head = l;
+  cache_bytes += l->map_size;
+  while (cache_bytes > limit) {
+    struct hk_large *old = cache_tail;
+    cache_unlink(old);
+    old->next = evict;
+    evict = old;
+  }
+  pthread_mutex_unlock(&cache_lock);
+  hk_stats_add(&hk_counters.large_cached_bytes, l->map_size);
+  while (evict) {
+    struct hk_large *next = evict->next;
+    hk_stats_sub(&hk_counters.large_cached_bytes, evict->map_size);
+    evict->state = 0;
+    large_unmap(evict);
+    evict = next;
+  }
+}
+
+size_t hk_large_trim(void) {
+  pthread_mutex_lock(&cache_lock);
+  struct hk_large *list = cache_head;
+  cache_head = cache_tail = NULL;
+  cache_bytes = 0;
+  pthread_mutex_unlock(&cache_lock);
+  size_t released = 0;
+  while (list) {
+    struct hk_large *next = list->next;
+    released += list->map_size;
+    hk_stats_sub(&hk_counters.large_cached_bytes, list->map_size);
+    list->state = 0;
+    large_unmap(list);
+    list = next;
+  }
+  return released;
+}
+
+void hk_large_fork_prepare(void) { pthread_mutex_lock(&cache_lock); }
+void hk_large_fork_parent(void) { pthread_mutex_unlock(&cache_lock); }
+void hk_large_fork_child(void) { pthread_mutex_init(&cache_lock, NULL); }

@@ -1,0 +1,61 @@
+/* os.c: Linux implementation of the OS contract in internal/os.h. */
+#define _GNU_SOURCE
+#include "internal/os.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+void *hk_os_map_aligned(size_t size, size_t align) {
+  int saved = errno;
+  /* Over-map by the alignment and trim both ends: the kernel gives no
+   * alignment guarantee beyond a page. */
+  size_t span = size + align;
+  if (span < size) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t start = (uintptr_t)raw;
+  uintptr_t aligned = (start + align - 1) & ~(uintptr_t)(align - 1);
+  size_t head = aligned - start;
+  size_t tail = span - head - size;
+  if (head)
+    munmap(raw, head);
+  if (tail)
+    munmap((void *)(aligned + size), tail);
+  errno = saved;
+  return (void *)aligned;
+}
+
+void hk_os_unmap(void *addr, size_t size) {
+  int saved = errno;
+  munmap(addr, size);
+  errno = saved;
+}
+
+int hk_os_decommit(void *addr, size_t size) {
+  int saved = errno;
+  int rc = madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
+  errno = saved;
+  return rc;
+}
+
+void hk_os_write_stderr(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(2, buf, len);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+}
