@@ -57,8 +57,6 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
   ss->slab_shift = geometry_shift[geometry];
   ss->slab_count = (uint16_t)(HK_REGION_SIZE >> ss->slab_shift);
   ss->free_mask = all_slabs_mask(ss);
-  for (unsigned i = 0; i < ss->slab_count; i++)
-    ss->slabs[i].index = (uint8_t)i;
   if (hk_region_register((uintptr_t)ss, HK_REGION_SIZE, &ss->seg) != 0) {
     hk_os_unmap(ss, HK_REGION_SIZE);
     errno = ENOMEM;
@@ -109,7 +107,7 @@ void hk_superslab_release_slab(struct hk_slab *slab) {
     /* Diet: the slab's pages go back to the OS now, not when the whole
      * SuperSlab happens to empty. */
     uintptr_t base = hk_slab_base(slab);
-    uintptr_t start = slab->index == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
+    uintptr_t start = hk_slab_index(slab) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
     hk_os_decommit((void *)start,
                    ((size_t)1 << ss->slab_shift) - (start - base));
   }
@@ -117,7 +115,7 @@ void hk_superslab_release_slab(struct hk_slab *slab) {
   pthread_mutex_lock(&pool->lock);
   if (ss->free_mask == 0)
     list_insert(&pool->partial, ss);
-  ss->free_mask |= 1u << slab->index;
+  ss->free_mask |= 1u << hk_slab_index(slab);
   if (ss->free_mask == all_slabs_mask(ss)) {
     list_remove(&pool->partial, ss);
     if (pool->empty_count < hk_options.empty_superslabs) {

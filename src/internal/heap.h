@@ -74,9 +74,10 @@ static inline void *hk_small_alloc(unsigned cls) {
 static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
                                               uintptr_t a, const char *fn) {
   struct hk_slab *s = &ss->slabs[(a & HK_REGION_MASK) >> ss->slab_shift];
-  uintptr_t off = a - s->start;
+  uintptr_t in_ss = a & HK_REGION_MASK;
+  uintptr_t off = in_ss - s->start_off;
   uint64_t idx = ((uint64_t)off * s->div_magic) >> 40;
-  if (__builtin_expect(a < s->start || idx * s->block_size != off ||
+  if (__builtin_expect(in_ss < s->start_off || idx * s->block_size != off ||
                            idx >= s->carved,
                        0))
     hk_report_misuse(fn, "invalid pointer", (void *)a);

@@ -15,26 +15,29 @@
  * and block sizes below 2^19, since the rounding error stays under 2^-40. */
 #define HK_DIV_SHIFT 40
 
+static inline unsigned hk_slab_index(const struct hk_slab *s) {
+  return (unsigned)(s - hk_slab_superslab(s)->slabs);
+}
+
 static inline uintptr_t hk_slab_base(const struct hk_slab *s) {
   const struct hk_superslab *ss = hk_slab_superslab(s);
-  return (uintptr_t)ss + ((uintptr_t)s->index << ss->slab_shift);
+  return (uintptr_t)ss + ((uintptr_t)hk_slab_index(s) << ss->slab_shift);
 }
 
 static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
                                 struct hk_heap *owner) {
   const struct hk_superslab *ss = hk_slab_superslab(s);
   uintptr_t base = hk_slab_base(s);
-  uintptr_t start = s->index == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
+  uintptr_t start = hk_slab_index(s) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
   uint32_t bs = hk_class_size[cls];
   s->free = NULL;
   s->used = 0;
   s->carved = 0;
-  s->start = start;
+  s->start_off = (uint32_t)(start - (uintptr_t)ss);
   s->block_size = bs;
-  s->capacity = (uint32_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
+  s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = (((uint64_t)1 << HK_DIV_SHIFT) / bs) + 1;
   s->class_idx = (uint8_t)cls;
-  s->state = HK_SLAB_ACTIVE;
   s->in_full = 0;
   s->next = s->prev = NULL;
   atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
@@ -45,7 +48,6 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
  * an unused slab are then reported instead of corrupting it. */
 static inline void hk_slab_reset(struct hk_slab *s) {
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-  s->state = HK_SLAB_UNUSED;
   s->block_size = 0;
   s->carved = 0;
   s->capacity = 0;
@@ -70,13 +72,13 @@ static inline void hk_slab_collect(struct hk_slab *s) {
   }
   tail->next = s->free;
   s->free = list;
-  s->used -= n;
+  s->used = (uint16_t)(s->used - n);
 }
 
 /* Cuts a few more never-used blocks into the free list. Carving a page or
  * so at a time, not the whole slab, keeps untouched pages out of RSS. */
 static inline int hk_slab_carve(struct hk_slab *s) {
-  uint32_t left = s->capacity - s->carved;
+  uint32_t left = (uint32_t)s->capacity - s->carved;
   if (left == 0)
     return 0;
   uint32_t batch = (2 * HK_PAGE_SIZE) / s->block_size;
@@ -84,7 +86,8 @@ static inline int hk_slab_carve(struct hk_slab *s) {
     batch = 1;
   if (batch > left)
     batch = left;
-  uintptr_t first = s->start + (uintptr_t)s->carved * s->block_size;
+  uintptr_t first = (uintptr_t)hk_slab_superslab(s) + s->start_off +
+                    (uintptr_t)s->carved * s->block_size;
   struct hk_block *b = (struct hk_block *)first;
   for (uint32_t i = 1; i < batch; i++) {
     struct hk_block *n = (struct hk_block *)((uintptr_t)b + s->block_size);
@@ -93,7 +96,7 @@ static inline int hk_slab_carve(struct hk_slab *s) {
   }
   b->next = s->free;
   s->free = (struct hk_block *)first;
-  s->carved += batch;
+  s->carved = (uint16_t)(s->carved + batch);
   return 1;
 }
 

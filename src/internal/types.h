@@ -59,32 +59,25 @@ struct hk_block {
   uintptr_t free_tag;
 };
 
-enum hk_slab_state {
-  HK_SLAB_UNUSED = 0, /* in the SuperSlab's free mask */
-  HK_SLAB_ACTIVE = 1, /* cut into blocks of one class */
-};
 
+/* One cache line per slab: free() reads the geometry fields and the owner
+ * together, so they must not straddle two lines. */
 struct hk_slab {
-  /* Owner-only fields, touched on the fast path. */
-  struct hk_block *free; /* blocks ready to hand out */
-  uint32_t used;         /* blocks out with the program or in the remote list */
-  uint32_t carved;       /* blocks ever cut from the bump region */
-  uint32_t capacity;
-  uint32_t block_size;
-  uint64_t div_magic; /* offset * div_magic >> 40 == offset / block_size */
-  uintptr_t start;    /* address of block 0 */
-
-  /* Cross-thread fields. */
+  struct hk_block *free; /* blocks ready to hand out (owner only) */
   _Atomic(struct hk_heap *) owner; /* NULL when abandoned or unused */
-  _Atomic(struct hk_block *) remote;
-
-  /* Owner's list links (avail/full queues, abandoned stack). */
-  struct hk_slab *next, *prev;
+  _Atomic(struct hk_block *) remote; /* blocks other threads freed */
+  uint64_t div_magic; /* offset * div_magic >> 40 == offset / block_size */
+  struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
+  uint32_t start_off;  /* block 0's offset from the SuperSlab */
+  uint32_t block_size; /* 0 while the slab is unused */
+  uint16_t used;     /* blocks out with the program or in the remote list */
+  uint16_t carved;   /* blocks ever cut from the bump region */
+  uint16_t capacity;
   uint8_t class_idx;
-  uint8_t state;
   uint8_t in_full;
-  uint8_t index; /* position in its SuperSlab */
-};
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
 
 struct hk_segment {
   uint32_t kind;
