@@ -27,9 +27,12 @@ __thread struct hk_heap *hk_tls_heap
     __attribute__((tls_model("initial-exec"))) = &hk_heap_empty;
 uintptr_t hk_tag_secret;
 
-/* Slabs of exited threads that still hold live blocks, per class. */
+/* Slabs of exited threads that still hold live blocks, per class. Only
+ * adoptable ones are offered to threads: if full ones were, every refill
+ * would wade through them and end up taking a fresh slab anyway. */
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hk_slab *abandoned[HK_CLASS_COUNT];
+static struct hk_slab *adoptable[HK_CLASS_COUNT]; /* stack via next */
+static struct hk_slab_queue stuck[HK_CLASS_COUNT];
 
 /* Heaps of exited threads, ready for new threads; heap memory is never
  * unmapped, so a stale owner pointer is never a dangling one. */
@@ -110,9 +113,11 @@ static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
 static struct hk_slab *heap_adopt(struct hk_heap *h, unsigned cls) {
   for (int tries = 0; tries < HK_ADOPT_TRIES; tries++) {
     pthread_mutex_lock(&abandoned_lock);
-    struct hk_slab *s = abandoned[cls];
-    if (s)
-      abandoned[cls] = s->next;
+    struct hk_slab *s = adoptable[cls];
+    if (s) {
+      adoptable[cls] = s->next;
+      s->list = HK_LIST_AVAIL;
+    }
     pthread_mutex_unlock(&abandoned_lock);
     if (!s)
       return NULL;
@@ -121,7 +126,7 @@ static struct hk_slab *heap_adopt(struct hk_heap *h, unsigned cls) {
     hk_slab_collect(s);
     if (slab_has_blocks(s))
       return s;
-    s->in_full = 1;
+    s->list = HK_LIST_FULL;
     queue_push(&h->full[cls], s);
   }
   return NULL;
@@ -133,7 +138,7 @@ static struct hk_slab *heap_find_slab(struct hk_heap *h, unsigned cls) {
     hk_slab_collect(s);
     if (slab_has_blocks(s))
       return s;
-    s->in_full = 1;
+    s->list = HK_LIST_FULL;
     queue_push(&h->full[cls], s);
   }
   /* Full slabs regain blocks only through remote frees, which the owner
@@ -141,7 +146,7 @@ static struct hk_slab *heap_find_slab(struct hk_heap *h, unsigned cls) {
   for (int i = 0; i < HK_FULL_SCAN && (s = queue_pop(&h->full[cls])); i++) {
     hk_slab_collect(s);
     if (slab_has_blocks(s)) {
-      s->in_full = 0;
+      s->list = HK_LIST_AVAIL;
       return s;
     }
     queue_push(&h->full[cls], s);
@@ -167,7 +172,7 @@ void *hk_small_alloc_slow(unsigned cls) {
     if (!s->free)
       hk_slab_carve(s);
     if (!s->free) {
-      s->in_full = 1;
+      s->list = HK_LIST_FULL;
       queue_push(&h->full[cls], s);
       h->cur[cls] = &hk_empty_slab;
       s = NULL;
@@ -198,15 +203,27 @@ void *hk_small_alloc_slow(unsigned cls) {
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
   unsigned cls = s->class_idx;
   if (s->used == 0 && s != h->cur[cls]) {
-    queue_remove(s->in_full ? &h->full[cls] : &h->avail[cls], s);
+    queue_remove(s->list == HK_LIST_FULL ? &h->full[cls] : &h->avail[cls], s);
     heap_release_slab(h, s);
     return;
   }
-  if (s->in_full) {
+  if (s->list == HK_LIST_FULL) {
     queue_remove(&h->full[cls], s);
-    s->in_full = 0;
+    s->list = HK_LIST_AVAIL;
     queue_push(&h->avail[cls], s);
   }
+}
+
+static void unstick(struct hk_slab *s) {
+  pthread_mutex_lock(&abandoned_lock);
+  if (s->list == HK_LIST_STUCK &&
+      atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL) {
+    queue_remove(&stuck[s->class_idx], s);
+    s->list = HK_LIST_ADOPTABLE;
+    s->next = adoptable[s->class_idx];
+    adoptable[s->class_idx] = s;
+  }
+  pthread_mutex_unlock(&abandoned_lock);
 }
 
 void hk_free_remote(struct hk_slab *s, struct hk_block *b) {
@@ -216,6 +233,15 @@ void hk_free_remote(struct hk_slab *s, struct hk_block *b) {
     b->next = head;
   } while (!atomic_compare_exchange_weak_explicit(
       &s->remote, &head, b, memory_order_release, memory_order_relaxed));
+  if (head != NULL)
+    return;
+  /* First block on an empty remote list: if the owner has exited, the slab
+   * may be stuck, and this block makes it worth adopting. The fence pairs
+   * with the one in abandon(): either we see the owner gone, or the
+   * abandoning thread sees our block. */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL)
+    unstick(s);
 }
 
 // ---------------------------------------------------------------------------
@@ -271,13 +297,37 @@ static void abandon_or_release(struct hk_slab *s) {
     heap_release_slab(NULL, s);
     return;
   }
-  s->in_full = 0;
-  s->prev = NULL;
-  atomic_store_explicit(&s->owner, NULL, memory_order_release);
+  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  atomic_thread_fence(memory_order_seq_cst);
+  unsigned cls = s->class_idx;
   pthread_mutex_lock(&abandoned_lock);
-  s->next = abandoned[s->class_idx];
-  abandoned[s->class_idx] = s;
+  if (slab_has_blocks(s) ||
+      atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL) {
+    s->list = HK_LIST_ADOPTABLE;
+    s->prev = NULL;
+    s->next = adoptable[cls];
+    adoptable[cls] = s;
+  } else {
+    s->list = HK_LIST_STUCK;
+    queue_push(&stuck[cls], s);
+  }
   pthread_mutex_unlock(&abandoned_lock);
+}
+
+void hk_heap_trim_abandoned(void) {
+  for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+    pthread_mutex_lock(&abandoned_lock);
+    struct hk_slab *list = adoptable[c];
+    adoptable[c] = NULL;
+    pthread_mutex_unlock(&abandoned_lock);
+    /* Taken off the list, these slabs belong to no one but us here. */
+    while (list) {
+      struct hk_slab *s = list;
+      list = s->next;
+      s->list = HK_LIST_AVAIL;
+      abandon_or_release(s);
+    }
+  }
 }
 
 void hk_heap_detach(struct hk_heap *h) {

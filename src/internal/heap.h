@@ -48,6 +48,9 @@ void *hk_small_alloc_slow(unsigned cls);
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s);
 void hk_free_remote(struct hk_slab *s, struct hk_block *b);
 
+/* Returns the empty slabs of exited threads to the pool (malloc_trim). */
+void hk_heap_trim_abandoned(void);
+
 /* Attaches a heap to the calling thread; NULL when out of memory. */
 struct hk_heap *hk_heap_attach(void);
 /* Gives back everything the heap owns; called at thread exit. */
@@ -96,7 +99,11 @@ static inline void hk_small_free(struct hk_superslab *ss, void *p) {
           atomic_load_explicit(&s->owner, memory_order_relaxed) == h, 1)) {
     b->next = s->free;
     s->free = b;
-    if (__builtin_expect(--s->used == 0 || s->in_full, 0))
+    /* An empty slab that is still the current one stays put: alternating
+     * malloc/free of one block must not leave the fast path. */
+    unsigned used = --s->used;
+    if (__builtin_expect(s->list != HK_LIST_AVAIL, 0) ||
+        (__builtin_expect(used == 0, 0) && s != h->cur[s->class_idx]))
       hk_free_local_slow(h, s);
     return;
   }

@@ -38,7 +38,7 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = (((uint64_t)1 << HK_DIV_SHIFT) / bs) + 1;
   s->class_idx = (uint8_t)cls;
-  s->in_full = 0;
+  s->list = HK_LIST_AVAIL;
   s->next = s->prev = NULL;
   atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->owner, owner, memory_order_release);

@@ -60,6 +60,18 @@ struct hk_block {
 };
 
 
+/* Which list a slab is on. An owned slab is its heap's current slab or on
+ * its avail queue (AVAIL) or on its full queue (FULL); the fast path only
+ * asks "anything but AVAIL?". An abandoned slab is either ADOPTABLE (has
+ * free blocks, waiting for a thread to adopt it) or STUCK (no free block;
+ * the first remote free into it makes it adoptable). */
+enum hk_slab_list {
+  HK_LIST_AVAIL = 0,
+  HK_LIST_FULL = 1,
+  HK_LIST_ADOPTABLE = 2,
+  HK_LIST_STUCK = 3,
+};
+
 /* One cache line per slab: free() reads the geometry fields and the owner
  * together, so they must not straddle two lines. */
 struct hk_slab {
@@ -74,7 +86,7 @@ struct hk_slab {
   uint16_t carved;   /* blocks ever cut from the bump region */
   uint16_t capacity;
   uint8_t class_idx;
-  uint8_t in_full;
+  uint8_t list; /* enum hk_slab_list: where the slab is queued */
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
