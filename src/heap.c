@@ -216,13 +216,10 @@ void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
 
 static void unstick(struct hk_slab *s) {
   pthread_mutex_lock(&abandoned_lock);
-  if (s->list == HK_LIST_STUCK &&
-      atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL) {
-    queue_remove(&stuck[s->class_idx], s);
-    s->list = HK_LIST_ADOPTABLE;
-    s->next = adoptable[s->class_idx];
-    adoptable[s->class_idx] = s;
-  }
+  queue_remove(&stuck[s->class_idx], s);
+  s->list = HK_LIST_ADOPTABLE;
+  s->next = adoptable[s->class_idx];
+  adoptable[s->class_idx] = s;
   pthread_mutex_unlock(&abandoned_lock);
 }
 
@@ -230,17 +227,13 @@ void hk_free_remote(struct hk_slab *s, struct hk_block *b) {
   struct hk_block *head =
       atomic_load_explicit(&s->remote, memory_order_relaxed);
   do {
-    b->next = head;
+    b->next = head == HK_REMOTE_STUCK ? NULL : head;
   } while (!atomic_compare_exchange_weak_explicit(
       &s->remote, &head, b, memory_order_release, memory_order_relaxed));
-  if (head != NULL)
-    return;
-  /* First block on an empty remote list: if the owner has exited, the slab
-   * may be stuck, and this block makes it worth adopting. The fence pairs
-   * with the one in abandon(): either we see the owner gone, or the
-   * abandoning thread sees our block. */
-  atomic_thread_fence(memory_order_seq_cst);
-  if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL)
+  /* Past the CAS the owner may collect our block, empty the slab and unmap
+   * its SuperSlab: only a stuck slab may be touched here, and it cannot go
+   * away because nobody can adopt it until unstick() offers it. */
+  if (head == HK_REMOTE_STUCK)
     unstick(s);
 }
 
@@ -297,12 +290,15 @@ static void abandon_or_release(struct hk_slab *s) {
     heap_release_slab(NULL, s);
     return;
   }
-  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-  atomic_thread_fence(memory_order_seq_cst);
+  atomic_store_explicit(&s->owner, NULL, memory_order_release);
   unsigned cls = s->class_idx;
   pthread_mutex_lock(&abandoned_lock);
+  struct hk_block *none = NULL;
   if (slab_has_blocks(s) ||
-      atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL) {
+      !atomic_compare_exchange_strong_explicit(&s->remote, &none,
+                                               HK_REMOTE_STUCK,
+                                               memory_order_acq_rel,
+                                               memory_order_relaxed)) {
     s->list = HK_LIST_ADOPTABLE;
     s->prev = NULL;
     s->next = adoptable[cls];

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "internal/init.h"
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
@@ -55,8 +56,10 @@ static struct hk_large *cache_take(size_t need) {
 }
 
 void *hk_large_alloc(size_t size, size_t align, int zero) {
+  hk_init(); /* the cache size is a knob; a large block may come first */
   size_t offset = align > HK_LARGE_HEADER ? align : HK_LARGE_HEADER;
-  if (size > SIZE_MAX / 2 - offset - HK_REGION_SIZE) {
+  /* Each bound alone keeps offset + size + a region far from overflow. */
+  if (size > SIZE_MAX / 4 || offset > SIZE_MAX / 4) {
     errno = ENOMEM;
     return NULL;
   }

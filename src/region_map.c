@@ -30,9 +30,10 @@ static struct hk_region_leaf *leaf_for(uintptr_t region) {
 int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg) {
   for (uintptr_t a = base; a < base + size; a += HK_REGION_SIZE) {
     uintptr_t region = a >> HK_REGION_SHIFT;
-    if (region >> (HK_MAP_TOP_BITS + HK_MAP_LEAF_BITS))
-      return ENOMEM; /* outside the address range we can describe */
-    struct hk_region_leaf *leaf = leaf_for(region);
+    /* Outside the address range we can describe, or out of memory: undo
+     * what was registered so far, so a failure leaves nothing behind. */
+    struct hk_region_leaf *leaf =
+        region >> (HK_MAP_TOP_BITS + HK_MAP_LEAF_BITS) ? NULL : leaf_for(region);
     if (!leaf) {
       hk_region_unregister(base, a - base);
       return ENOMEM;

@@ -17,6 +17,7 @@
 #include "region_map.h"
 #include "report.h"
 #include "size_class.h"
+#include "slab.h"
 #include "types.h"
 
 struct hk_slab_queue {
@@ -38,11 +39,6 @@ extern struct hk_heap hk_heap_empty;
 extern struct hk_slab hk_empty_slab;
 extern __thread struct hk_heap *hk_tls_heap
     __attribute__((tls_model("initial-exec")));
-extern uintptr_t hk_tag_secret;
-
-static inline uintptr_t hk_free_tag(const struct hk_block *b) {
-  return (uintptr_t)b ^ hk_tag_secret;
-}
 
 void *hk_small_alloc_slow(unsigned cls);
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s);
@@ -72,8 +68,9 @@ static inline void *hk_small_alloc(unsigned cls) {
   return hk_small_alloc_slow(cls);
 }
 
-/* The slab holding `a` if `a` is the start of one of its blocks that has
- * been handed out at least once; reports `fn` misuse otherwise. */
+/* The slab holding `a` if `a` is the start of one of its carved blocks;
+ * reports `fn` misuse otherwise. (Whether the block is out with the
+ * program is told by its free tag, see hk_small_free.) */
 static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
                                               uintptr_t a, const char *fn) {
   struct hk_slab *s = &ss->slabs[(a & HK_REGION_MASK) >> ss->slab_shift];
@@ -91,8 +88,11 @@ static inline void hk_small_free(struct hk_superslab *ss, void *p) {
   struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, "free");
   struct hk_block *b = p;
   uintptr_t tag = hk_free_tag(b);
-  if (__builtin_expect(b->free_tag == tag, 0))
-    hk_report_misuse("free", "double free", p);
+  /* One compare catches both a freed block (tag) and a block carved into
+   * the free list but never handed out (tag ^ 1). */
+  if (__builtin_expect((b->free_tag ^ tag) < 2, 0))
+    hk_report_misuse("free",
+                     b->free_tag == tag ? "double free" : "invalid pointer", p);
   b->free_tag = tag;
   struct hk_heap *h = hk_tls_heap;
   if (__builtin_expect(

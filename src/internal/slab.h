@@ -11,6 +11,14 @@
 #include "superslab.h"
 #include "types.h"
 
+extern uintptr_t hk_tag_secret;
+
+/* What a free block holds in its second word; secret, so that program data
+ * does not pass for it by accident. */
+static inline uintptr_t hk_free_tag(const struct hk_block *b) {
+  return (uintptr_t)b ^ hk_tag_secret;
+}
+
 /* offset / block_size by multiply and shift: exact for offsets below 2^21
  * and block sizes below 2^19, since the rounding error stays under 2^-40. */
 #define HK_DIV_SHIFT 40
@@ -56,6 +64,11 @@ static inline void hk_slab_reset(struct hk_slab *s) {
   s->used = 0;
 }
 
+/* A stuck slab (abandoned, no free block) holds this in its remote list
+ * instead of NULL: the thread whose remote free replaces it knows that the
+ * slab just became worth adopting, without reading the slab afterwards. */
+#define HK_REMOTE_STUCK ((struct hk_block *)1)
+
 /* Moves the blocks other threads freed into the owner's free list. */
 static inline void hk_slab_collect(struct hk_slab *s) {
   if (atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
@@ -88,13 +101,17 @@ static inline int hk_slab_carve(struct hk_slab *s) {
     batch = left;
   uintptr_t first = (uintptr_t)hk_slab_superslab(s) + s->start_off +
                     (uintptr_t)s->carved * s->block_size;
+  /* Carved blocks carry the free tag with its low bit flipped, so that a
+   * free() of one that malloc never returned is caught (hk_small_free). */
   struct hk_block *b = (struct hk_block *)first;
   for (uint32_t i = 1; i < batch; i++) {
     struct hk_block *n = (struct hk_block *)((uintptr_t)b + s->block_size);
     b->next = n;
+    b->free_tag = hk_free_tag(b) ^ 1;
     b = n;
   }
   b->next = s->free;
+  b->free_tag = hk_free_tag(b) ^ 1;
   s->free = (struct hk_block *)first;
   s->carved = (uint16_t)(s->carved + batch);
   return 1;

@@ -1,0 +1,432 @@
+/* test_large.c: unit tests of the large tier (src/large.c,
+ * src/internal/large.h) through hk_api_malloc and friends.
+ *
+ * Large blocks are their own mappings, kept in a bounded cache after free.
+ * The tests check that blocks are usable and aligned, that a freed block is
+ * cached and handed back for the same request, that the cache respects its
+ * limit and is emptied by malloc_trim, that a reused block from calloc
+ * reads as zero, and that a second free is reported. Whether a block was
+ * cached is read from the counters (hakmem_stats), not inferred from
+ * addresses alone: the kernel may well map a new block where an old one
+ * was. Each test runs in its own forked process (Check's default).
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "hakmem.h"
+#include "internal/api.h"
+#include "internal/options.h"
+#include "internal/region_map.h"
+#include "internal/types.h"
+
+int hk_api_hakmem_stats_get(struct hakmem_stats *stats, size_t size);
+
+#define MiB ((size_t)1 << 20)
+
+/* What the tier maps for a request with 16-byte alignment: a 64-byte
+ * header plus the block, rounded up to whole regions (large.c). */
+static size_t map_size_for(size_t size) {
+  return (64 + size + HK_REGION_MASK) & ~(size_t)HK_REGION_MASK;
+}
+
+static struct hakmem_stats stats(void) {
+  struct hakmem_stats st;
+  ck_assert_int_eq(hk_api_hakmem_stats_get(&st, sizeof st), 0);
+  return st;
+}
+
+static void init_with_small_alloc(void) {
+  /* The options (among them the cache limit) are read on the first small
+   * allocation; see test_cache_before_any_small_alloc for why this matters.
+   * Every other test starts from an initialised allocator. */
+  hk_api_free(hk_api_malloc(1));
+  ck_assert_uint_gt(hk_options.large_cache_bytes, 0);
+}
+
+static int cacheable(size_t size) {
+  return map_size_for(size) <= hk_options.large_cache_bytes / 2;
+}
+
+static void touch(unsigned char *p, size_t n, unsigned char v) {
+  memset(p, v, n);
+  for (size_t i = 0; i < n; i += 4096)
+    if (p[i] != v)
+      ck_abort_msg("byte %zu of %p did not keep its value", i, (void *)p);
+  if (p[n - 1] != v)
+    ck_abort_msg("last byte of %p did not keep its value", (void *)p);
+}
+
+static const size_t test_sizes[] = {HK_MEDIUM_MAX + 1, 1 * MiB, 8 * MiB,
+                                    33 * MiB};
+#define N_SIZES (sizeof test_sizes / sizeof test_sizes[0])
+
+START_TEST(test_usable_and_aligned) {
+  size_t size = test_sizes[_i];
+  struct hakmem_stats before = stats();
+  unsigned char *p = hk_api_malloc(size);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_msg((uintptr_t)p % 16 == 0, "malloc(%zu) = %p", size, (void *)p);
+  size_t usable = hk_api_malloc_usable_size(p);
+  ck_assert_msg(usable >= size, "malloc(%zu): usable %zu", size, usable);
+  struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
+  ck_assert_ptr_nonnull(seg);
+  ck_assert_uint_eq(seg->kind, HK_SEG_LARGE);
+  /* The usable size is all ours: the last usable byte is in our mapping. */
+  ck_assert_ptr_eq(hk_region_lookup((uintptr_t)p + usable - 1), seg);
+  touch(p, usable, 0x5a);
+  struct hakmem_stats live = stats();
+  ck_assert_uint_eq(live.large_count, before.large_count + 1);
+  ck_assert_uint_ge(live.large_bytes - before.large_bytes, usable);
+  hk_api_free(p);
+  ck_assert_uint_eq(stats().large_count, before.large_count);
+  ck_assert_uint_eq(stats().large_bytes, before.large_bytes);
+}
+END_TEST
+
+START_TEST(test_freed_block_is_cached_and_reused) {
+  size_t size = test_sizes[_i];
+  if (!cacheable(size))
+    return; /* test_over_limit_block_is_unmapped covers it */
+  unsigned char *p = hk_api_malloc(size);
+  ck_assert_ptr_nonnull(p);
+  touch(p, size, 0x11);
+  struct hakmem_stats live = stats();
+  hk_api_free(p);
+  struct hakmem_stats freed = stats();
+  ck_assert_uint_eq(freed.mapped_bytes, live.mapped_bytes);
+  ck_assert_uint_eq(freed.large_cached_bytes,
+                    live.large_cached_bytes + map_size_for(size));
+
+  unsigned char *q = hk_api_malloc(size);
+  ck_assert_msg(q == p, "malloc(%zu) after free: %p, cached block was %p", size,
+                (void *)q, (void *)p);
+  struct hakmem_stats again = stats();
+  ck_assert_uint_eq(again.mapped_bytes, live.mapped_bytes);
+  ck_assert_uint_eq(again.large_cached_bytes, live.large_cached_bytes);
+  ck_assert_uint_ge(hk_api_malloc_usable_size(q), size);
+  touch(q, size, 0x22);
+  hk_api_free(q);
+}
+END_TEST
+
+START_TEST(test_cache_before_any_small_alloc) {
+  /* No small allocation has happened in this process: the large tier is
+   * the allocator's first user. Its cache must work all the same. */
+  unsigned char *p = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(p);
+  size_t mapped = stats().mapped_bytes;
+  hk_api_free(p);
+  ck_assert_msg(stats().large_cached_bytes == map_size_for(1 * MiB),
+                "a freed 1 MiB block was not cached (cached bytes %zu, mapped "
+                "%zu -> %zu); hk_options.large_cache_bytes is %zu",
+                stats().large_cached_bytes, mapped, stats().mapped_bytes,
+                hk_options.large_cache_bytes);
+}
+END_TEST
+
+START_TEST(test_over_limit_block_is_unmapped) {
+  /* A block above half the cache limit is not worth keeping. */
+  size_t size = hk_options.large_cache_bytes / 2 + 1 * MiB;
+  ck_assert(!cacheable(size));
+  void *p = hk_api_malloc(size);
+  ck_assert_ptr_nonnull(p);
+  struct hakmem_stats live = stats();
+  hk_api_free(p);
+  struct hakmem_stats freed = stats();
+  ck_assert_uint_eq(live.mapped_bytes - freed.mapped_bytes, map_size_for(size));
+  ck_assert_uint_eq(freed.large_cached_bytes, live.large_cached_bytes);
+  ck_assert_ptr_null(hk_region_lookup((uintptr_t)p));
+}
+END_TEST
+
+START_TEST(test_cache_stays_within_limit) {
+  size_t limit = hk_options.large_cache_bytes;
+  size_t each = map_size_for(1 * MiB);
+  size_t n = limit / each + 4;
+  void **p = calloc(n, sizeof *p); /* glibc's: bookkeeping only */
+  ck_assert_ptr_nonnull(p);
+  size_t mapped_before = stats().mapped_bytes;
+  for (size_t i = 0; i < n; i++) {
+    p[i] = hk_api_malloc(1 * MiB);
+    ck_assert_ptr_nonnull(p[i]);
+  }
+  ck_assert_uint_eq(stats().mapped_bytes - mapped_before, n * each);
+  for (size_t i = 0; i < n; i++) {
+    hk_api_free(p[i]);
+    struct hakmem_stats st = stats();
+    ck_assert_msg(st.large_cached_bytes <= limit,
+                  "after %zu frees: %zu cached bytes, limit %zu", i + 1,
+                  st.large_cached_bytes, limit);
+    /* Whatever is not cached was given back. */
+    ck_assert_uint_eq(st.mapped_bytes - mapped_before,
+                      st.large_cached_bytes + (n - i - 1) * each);
+  }
+  ck_assert_uint_eq(stats().large_cached_bytes, (limit / each) * each);
+  free(p);
+}
+END_TEST
+
+START_TEST(test_small_request_leaves_big_mapping) {
+  /* A 1 MiB request must not pin a cached 10 MiB mapping. */
+  void *big = hk_api_malloc(8 * MiB);
+  ck_assert_ptr_nonnull(big);
+  hk_api_free(big);
+  void *small = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(small);
+  ck_assert_ptr_ne(small, big);
+  ck_assert_uint_eq(stats().large_cached_bytes, map_size_for(8 * MiB));
+  void *again = hk_api_malloc(8 * MiB);
+  ck_assert_ptr_eq(again, big);
+  hk_api_free(small);
+  hk_api_free(again);
+}
+END_TEST
+
+static void assert_zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != 0)
+      ck_abort_msg("byte %zu of %p is %#x, not 0", i, (const void *)p, p[i]);
+}
+
+START_TEST(test_calloc_of_cached_block_reads_zero) {
+  unsigned char *p = hk_api_malloc(8 * MiB);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 0xa5, hk_api_malloc_usable_size(p));
+  hk_api_free(p);
+  unsigned char *q = hk_api_calloc(1, 8 * MiB);
+  ck_assert_ptr_eq(q, p); /* the dirty cached block */
+  assert_zero(q, 8 * MiB);
+  memset(q, 0xa5, hk_api_malloc_usable_size(q));
+  hk_api_free(q);
+
+  /* A smaller calloc that still takes the same mapping. */
+  unsigned char *r = hk_api_calloc(7, 1 * MiB);
+  ck_assert_ptr_eq(r, p);
+  assert_zero(r, 7 * MiB);
+  hk_api_free(r);
+}
+END_TEST
+
+START_TEST(test_posix_memalign_large_alignments) {
+  size_t align = (size_t)8192 << _i; /* 8 KiB .. 4 MiB */
+  static const size_t sizes[] = {1, 100000, 3 * MiB};
+  for (int round = 0; round < 2; round++) {
+    /* The second round may be served from the cache, where the block must
+     * be placed at the new alignment inside an old mapping. */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      void *p = NULL;
+      ck_assert_int_eq(hk_api_posix_memalign(&p, align, sizes[i]), 0);
+      ck_assert_msg((uintptr_t)p % align == 0, "align %zu size %zu: %p", align,
+                    sizes[i], p);
+      size_t usable = hk_api_malloc_usable_size(p);
+      ck_assert_uint_ge(usable, sizes[i]);
+      struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
+      ck_assert_ptr_nonnull(seg);
+      ck_assert_ptr_eq(hk_region_lookup((uintptr_t)p + usable - 1), seg);
+      touch(p, usable, (unsigned char)(i + 1));
+      hk_api_free(p);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_malloc_trim_releases_cache) {
+  void *a = hk_api_malloc(1 * MiB);
+  void *b = hk_api_malloc(8 * MiB);
+  ck_assert(a && b);
+  hk_api_free(a);
+  hk_api_free(b);
+  struct hakmem_stats cached = stats();
+  ck_assert_uint_eq(cached.large_cached_bytes,
+                    map_size_for(1 * MiB) + map_size_for(8 * MiB));
+  ck_assert_int_eq(hk_api_malloc_trim(0), 1);
+  struct hakmem_stats trimmed = stats();
+  ck_assert_uint_eq(trimmed.large_cached_bytes, 0);
+  ck_assert_uint_ge(cached.mapped_bytes - trimmed.mapped_bytes,
+                    cached.large_cached_bytes);
+  ck_assert_ptr_null(hk_region_lookup((uintptr_t)a));
+  ck_assert_ptr_null(hk_region_lookup((uintptr_t)b));
+  /* Nothing left to give back. */
+  ck_assert_int_eq(hk_api_malloc_trim(0), 0);
+}
+END_TEST
+
+START_TEST(test_impossible_alignment_fails) {
+  /* The largest power-of-two alignment with sizes near the top of the
+   * address space: no such block can exist, so the answer must be ENOMEM,
+   * whatever the arithmetic on header + alignment + size does. A cached
+   * block is present so that a wrapped-around size finds something. */
+  hk_api_free(hk_api_malloc(1 * MiB));
+  ck_assert_uint_gt(stats().large_cached_bytes, 0);
+  const size_t align = (size_t)1 << (sizeof(size_t) * 8 - 1);
+  const size_t sizes[] = {1,     align / 2,       align - HK_REGION_SIZE,
+                          align, SIZE_MAX - 4096, SIZE_MAX};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *p = NULL;
+    int rc = hk_api_posix_memalign(&p, align, sizes[i]);
+    ck_assert_msg(rc == ENOMEM && p == NULL,
+                  "posix_memalign(align %#zx, size %#zx) = %d, block %p", align,
+                  sizes[i], rc, p);
+  }
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
+// Misuse: raise-signal tests that also check hakmem's one-line report (a
+// SIGABRT handler compares it and exits instead on a mismatch).
+
+static char expected_report[160];
+static int report_pipe = -1;
+static int real_stderr = -1;
+
+static void put(const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(real_stderr, s, n);
+    if (w <= 0)
+      return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+static void on_abort(int sig) {
+  (void)sig;
+  char got[512];
+  ssize_t n = read(report_pipe, got, sizeof got);
+  size_t len = strlen(expected_report);
+  if (n == (ssize_t)len && memcmp(got, expected_report, len) == 0)
+    return; /* abort() goes on to kill the process with SIGABRT */
+  static const char a[] = "wrong misuse report; expected: ";
+  static const char b[] = "got: ";
+  put(a, sizeof a - 1);
+  put(expected_report, len);
+  put(b, sizeof b - 1);
+  if (n > 0)
+    put(got, (size_t)n);
+  _exit(3);
+}
+
+static void expect_report(const char *fn, const char *what, const void *p) {
+  snprintf(expected_report, sizeof expected_report, "hakmem: %s(): %s 0x%lx\n",
+           fn, what, (unsigned long)(uintptr_t)p);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  ck_assert_int_eq(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+  real_stderr = dup(2);
+  ck_assert_int_ge(real_stderr, 0);
+  ck_assert_int_ge(dup2(fds[1], 2), 0);
+  close(fds[1]);
+  report_pipe = fds[0];
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_abort;
+  sigemptyset(&sa.sa_mask);
+  ck_assert_int_eq(sigaction(SIGABRT, &sa, NULL), 0);
+}
+
+static void missed(const char *what, const void *p) {
+  char line[160];
+  int n = snprintf(line, sizeof line, "test_large: %s %p was not reported\n",
+                   what, p);
+  put(line, (size_t)n);
+  ck_abort_msg("%s %p was not reported", what, p);
+}
+
+static void *volatile launder_slot;
+static void *launder(void *p) {
+  launder_slot = p;
+  return launder_slot;
+}
+
+START_TEST(test_double_free_cached) {
+  void *p = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(p);
+  hk_api_free(p);
+  /* Still mapped and registered, so hakmem knows it is a second free. */
+  ck_assert_uint_gt(stats().large_cached_bytes, 0);
+  expect_report("free", "double free", p);
+  hk_api_free(launder(p));
+  missed("second free of cached large block", p);
+}
+END_TEST
+
+START_TEST(test_free_after_trim) {
+  void *p = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(p);
+  hk_api_free(p);
+  hk_api_malloc_trim(0);
+  /* Unmapped now: no longer ours at all. */
+  expect_report("free", "invalid pointer", p);
+  hk_api_free(launder(p));
+  missed("free of trimmed large block", p);
+}
+END_TEST
+
+START_TEST(test_free_interior_of_large) {
+  char *p = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(p);
+  expect_report("free", "invalid pointer", p + 4096);
+  hk_api_free(launder(p + 4096));
+  missed("free of interior of large block", p + 4096);
+}
+END_TEST
+
+START_TEST(test_free_large_header) {
+  char *p = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(p);
+  char *header = (char *)((uintptr_t)p & ~(uintptr_t)HK_REGION_MASK);
+  expect_report("free", "invalid pointer", header);
+  hk_api_free(launder(header));
+  missed("free of large block header", header);
+}
+END_TEST
+
+static Suite *large_suite(void) {
+  Suite *s = suite_create("large");
+  TCase *first = tcase_create("first_use");
+  tcase_add_test(first, test_cache_before_any_small_alloc);
+  suite_add_tcase(s, first);
+
+  TCase *core = tcase_create("core");
+  tcase_add_checked_fixture(core, init_with_small_alloc, NULL);
+  tcase_add_loop_test(core, test_usable_and_aligned, 0, N_SIZES);
+  tcase_add_loop_test(core, test_freed_block_is_cached_and_reused, 0, N_SIZES);
+  tcase_add_test(core, test_over_limit_block_is_unmapped);
+  tcase_add_test(core, test_cache_stays_within_limit);
+  tcase_add_test(core, test_small_request_leaves_big_mapping);
+  tcase_add_test(core, test_calloc_of_cached_block_reads_zero);
+  /* 8 KiB << 0 .. 8 KiB << 9 = 8 KiB .. 4 MiB */
+  tcase_add_loop_test(core, test_posix_memalign_large_alignments, 0, 10);
+  tcase_add_test(core, test_malloc_trim_releases_cache);
+  tcase_add_test(core, test_impossible_alignment_fails);
+  suite_add_tcase(s, core);
+
+  TCase *misuse = tcase_create("misuse");
+  tcase_add_checked_fixture(misuse, init_with_small_alloc, NULL);
+  tcase_add_test_raise_signal(misuse, test_double_free_cached, SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_free_after_trim, SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_free_interior_of_large, SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_free_large_header, SIGABRT);
+  suite_add_tcase(s, misuse);
+  return s;
+}
+
+int main(void) {
+  /* The misuse tests abort on purpose; no core files. */
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  SRunner *sr = srunner_create(large_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
