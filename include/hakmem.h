@@ -30,6 +30,8 @@ struct hakmem_stats {
   size_t large_bytes;       /* bytes mapped for live large blocks */
   size_t large_count;       /* live large blocks */
   size_t large_cached_bytes;/* freed large blocks kept for reuse */
+  size_t superslabs;        /* SuperSlabs mapped right now */
+  size_t peak_superslabs;   /* the most ever mapped at once */
 };
 
 /* Fills *stats; `size` is sizeof(struct hakmem_stats) as the caller knows
@@ -37,7 +39,8 @@ struct hakmem_stats {
  * NULL. */
 int hakmem_stats_get(struct hakmem_stats *stats, size_t size);
 
-/* Writes a human-readable report to the file descriptor. */
+/* Writes the statistics report (the one HAKMEM_STATS=1 prints at exit) to
+ * the file descriptor; per-class allocation counts need HAKMEM_STATS=1. */
 void hakmem_stats_print(int fd);
 
 #ifdef __cplusplus

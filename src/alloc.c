@@ -17,6 +17,7 @@
 #include "internal/api.h"
 #include "internal/heap.h"
 #include "internal/large.h"
+#include "internal/options.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
 #include "internal/size_class.h"
@@ -25,7 +26,7 @@
 #define HK_MIN_ALIGN 16
 
 static inline void *alloc_size(size_t size) {
-  if (__builtin_expect(size <= HK_MEDIUM_MAX, 1))
+  if (__builtin_expect(size <= hk_options.large_threshold, 1))
     return hk_small_alloc(hk_size_to_class(size));
   return hk_large_alloc(size, HK_MIN_ALIGN, 0);
 }
@@ -33,7 +34,9 @@ static inline void *alloc_size(size_t size) {
 static void *alloc_aligned(size_t size, size_t align) {
   if (align <= HK_MIN_ALIGN)
     return alloc_size(size);
-  unsigned cls = hk_class_for_aligned(size, align);
+  unsigned cls = size <= hk_options.large_threshold
+                     ? hk_class_for_aligned(size, align)
+                     : HK_CLASS_COUNT;
   if (cls < HK_CLASS_COUNT)
     return hk_small_alloc(cls);
   return hk_large_alloc(size, align, 0);
@@ -43,22 +46,28 @@ static inline void free_ptr(void *p, const char *fn) {
   uintptr_t a = (uintptr_t)p;
   struct hk_segment *seg = hk_region_lookup(a);
   if (__builtin_expect(seg != NULL && seg->kind == HK_SEG_SUPERSLAB, 1)) {
-    hk_small_free((struct hk_superslab *)seg, p);
+    hk_small_free((struct hk_superslab *)seg, p, fn);
     return;
   }
-  if (seg == NULL)
+  if (seg == NULL) {
     hk_report_misuse(fn, "invalid pointer", p);
+    return;
+  }
   hk_large_free((struct hk_large *)seg, p, fn);
 }
 
-/* Usable size of a block we own; reports misuse for `fn` otherwise. */
+/* Usable size of a block we own; 0 after reporting misuse for `fn`. */
 static size_t usable_size(const void *p, const char *fn) {
   uintptr_t a = (uintptr_t)p;
   struct hk_segment *seg = hk_region_lookup(a);
-  if (seg == NULL)
+  if (seg == NULL) {
     hk_report_misuse(fn, "invalid pointer", p);
-  if (seg->kind == HK_SEG_SUPERSLAB)
-    return hk_small_locate((struct hk_superslab *)seg, a, fn)->block_size;
+    return 0;
+  }
+  if (seg->kind == HK_SEG_SUPERSLAB) {
+    struct hk_slab *s = hk_small_locate((struct hk_superslab *)seg, a, fn);
+    return s ? s->block_size : 0;
+  }
   return hk_large_usable((struct hk_large *)seg, p, fn);
 }
 
@@ -76,7 +85,7 @@ HK_API_FN(void *, calloc, (size_t n, size_t size)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > HK_MEDIUM_MAX)
+  if (total > hk_options.large_threshold)
     return hk_large_alloc(total, HK_MIN_ALIGN, 1);
   void *p = hk_small_alloc(hk_size_to_class(total));
   if (p)
@@ -93,6 +102,10 @@ HK_API_FN(void *, realloc, (void *p, size_t size)) {
     return NULL;
   }
   size_t old = usable_size(p, "realloc");
+  if (old == 0) { /* not ours, and HAKMEM_INVALID_FREE=warn let us go on */
+    errno = EINVAL;
+    return NULL;
+  }
   /* Keep the block when the new size still fits and does not waste more
    * than half of it. */
   if (size <= old && size >= old / 2)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "internal/init.h"
@@ -38,6 +39,7 @@ static struct hk_slab_queue stuck[HK_CLASS_COUNT];
  * unmapped, so a stale owner pointer is never a dangling one. */
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_heap *free_heaps;
+static struct hk_heap *all_heaps;
 static char *heap_chunk;
 static size_t heap_chunk_left;
 #define HK_HEAP_CHUNK (64 * 1024)
@@ -75,7 +77,8 @@ static struct hk_slab *queue_pop(struct hk_slab_queue *q) {
 }
 
 static int slab_has_blocks(struct hk_slab *s) {
-  return s->free != NULL || s->carved < s->capacity;
+  return s->free != NULL ||
+         atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity;
 }
 
 // ---------------------------------------------------------------------------
@@ -85,7 +88,8 @@ static void heap_release_slab(struct hk_heap *h, struct hk_slab *s) {
   unsigned g = hk_slab_superslab(s)->geometry;
   hk_stats_sub(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
   hk_slab_reset(s);
-  if (h && h->empty_count[g] < hk_options.heap_empty_slabs) {
+  if (h && g != HK_GEOM_TINY_SOLO &&
+      h->empty_count[g] < hk_options.heap_empty_slabs) {
     s->next = h->empty[g];
     h->empty[g] = s;
     h->empty_count[g]++;
@@ -106,7 +110,7 @@ static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
       return NULL;
   }
   hk_stats_add(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
-  hk_slab_init(s, cls, h);
+  hk_slab_init(s, cls, hk_owner_value(h));
   return s;
 }
 
@@ -122,7 +126,7 @@ static struct hk_slab *heap_adopt(struct hk_heap *h, unsigned cls) {
     if (!s)
       return NULL;
     s->next = s->prev = NULL;
-    atomic_store_explicit(&s->owner, h, memory_order_release);
+    atomic_store_explicit(&s->owner, hk_owner_value(h), memory_order_release);
     hk_slab_collect(s);
     if (slab_has_blocks(s))
       return s;
@@ -223,7 +227,36 @@ static void unstick(struct hk_slab *s) {
   pthread_mutex_unlock(&abandoned_lock);
 }
 
+static void count(_Atomic uint64_t *c) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
+
+/* HAKMEM_STATS: every free comes here (see hk_owner_value). Returns 1 if
+ * it was the owner's and is done. */
+static int counted_free(struct hk_slab *s, struct hk_block *b) {
+  struct hk_heap *h = hk_tls_heap;
+  unsigned cls = s->class_idx;
+  if (atomic_load_explicit(&s->owner, memory_order_relaxed) ==
+      hk_owner_value(h)) {
+    count(&h->frees[cls]);
+    hk_free_local(h, s, b);
+    return 1;
+  }
+  if (h == &hk_heap_empty) {
+    atomic_fetch_add_explicit(&hk_counters.frees[cls], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hk_counters.remote_frees[cls], 1,
+                              memory_order_relaxed);
+  } else {
+    count(&h->frees[cls]);
+    count(&h->remote_frees[cls]);
+  }
+  return 0;
+}
+
 void hk_free_remote(struct hk_slab *s, struct hk_block *b) {
+  if (__builtin_expect(hk_options.stats, 0) && counted_free(s, b))
+    return;
   struct hk_block *head =
       atomic_load_explicit(&s->remote, memory_order_relaxed);
   do {
@@ -260,9 +293,13 @@ static struct hk_heap *heap_new(void) {
     size_t step = (sizeof *h + 63) & ~(size_t)63;
     heap_chunk += step;
     heap_chunk_left = heap_chunk_left >= step ? heap_chunk_left - step : 0;
+    memset(h, 0, sizeof *h);
+    h->all_next = all_heaps;
+    all_heaps = h;
   }
   pthread_mutex_unlock(&heaps_lock);
-  memset(h, 0, sizeof *h);
+  /* A reused heap's counters were moved to the totals when it was left. */
+  memset(h, 0, offsetof(struct hk_heap, all_next));
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++)
     h->cur[c] = &hk_empty_slab;
   return h;
@@ -350,8 +387,35 @@ void hk_heap_detach(struct hk_heap *h) {
     h->empty_count[g] = 0;
   }
   pthread_mutex_lock(&heaps_lock);
+  if (hk_options.stats)
+    for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+      atomic_fetch_add_explicit(&hk_counters.frees[c],
+                                atomic_load_explicit(&h->frees[c], memory_order_relaxed),
+                                memory_order_relaxed);
+      atomic_fetch_add_explicit(&hk_counters.remote_frees[c],
+                                atomic_load_explicit(&h->remote_frees[c], memory_order_relaxed),
+                                memory_order_relaxed);
+      atomic_store_explicit(&h->frees[c], 0, memory_order_relaxed);
+      atomic_store_explicit(&h->remote_frees[c], 0, memory_order_relaxed);
+    }
   h->next_free = free_heaps;
   free_heaps = h;
+  pthread_mutex_unlock(&heaps_lock);
+}
+
+void hk_heap_sum_frees(uint64_t *frees, uint64_t *remote_frees) {
+  pthread_mutex_lock(&heaps_lock);
+  for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+    frees[c] = atomic_load_explicit(&hk_counters.frees[c], memory_order_relaxed);
+    remote_frees[c] =
+        atomic_load_explicit(&hk_counters.remote_frees[c], memory_order_relaxed);
+  }
+  for (struct hk_heap *h = all_heaps; h; h = h->all_next)
+    for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+      frees[c] += atomic_load_explicit(&h->frees[c], memory_order_relaxed);
+      remote_frees[c] +=
+          atomic_load_explicit(&h->remote_frees[c], memory_order_relaxed);
+    }
   pthread_mutex_unlock(&heaps_lock);
 }
 

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/single_threaded.h>
 
 #include "internal/heap.h"
 #include "internal/large.h"
@@ -27,13 +28,25 @@ static void thread_exit(void *heap) {
   hk_heap_detach(heap);
 }
 
+/* Whether fork_prepare took the locks. A single-threaded process does not
+ * take them: nobody else can hold them, and a fork from a signal handler
+ * that interrupted malloc would otherwise wait forever on its own lock (as
+ * glibc, which skips its malloc locks in that case too). The child
+ * reinitialises the locks either way. */
+static int fork_locked;
+
 static void fork_prepare(void) {
+  fork_locked = !__libc_single_threaded;
+  if (!fork_locked)
+    return;
   hk_heap_fork_prepare();
   hk_large_fork_prepare();
   hk_superslab_fork_prepare();
 }
 
 static void fork_parent(void) {
+  if (!fork_locked)
+    return;
   hk_superslab_fork_parent();
   hk_large_fork_parent();
   hk_heap_fork_parent();
@@ -62,6 +75,8 @@ void hk_init_slow(void) {
                                               memory_order_acquire)) {
     init_running_here = 1;
     hk_options_init();
+    if (hk_options.verbose)
+      hk_options_print();
     hk_tag_secret = random_secret();
     pthread_key_create(&thread_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
@@ -78,3 +93,7 @@ void hk_init_slow(void) {
 void hk_thread_register(struct hk_heap *h) {
   pthread_setspecific(thread_key, h);
 }
+
+/* Programs that never allocate still get their knob warnings and the
+ * HAKMEM_VERBOSE line; everything else initialises on first use. */
+__attribute__((constructor)) static void init_at_load(void) { hk_init(); }

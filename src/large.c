@@ -95,20 +95,29 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
   return (void *)user;
 }
 
-static void check_live(struct hk_large *l, const void *p, const char *fn) {
-  if ((uintptr_t)p != l->user)
+/* 1 if `p` is the live block of `l`; reports `fn` misuse and returns 0
+ * otherwise. */
+static int check_live(struct hk_large *l, const void *p, const char *fn) {
+  if ((uintptr_t)p != l->user) {
     hk_report_misuse(fn, "invalid pointer", p);
-  if (l->state != HK_LARGE_LIVE)
+    return 0;
+  }
+  if (l->state != HK_LARGE_LIVE) {
     hk_report_misuse(fn, "double free", p);
+    return 0;
+  }
+  return 1;
 }
 
 size_t hk_large_usable(struct hk_large *l, const void *p, const char *fn) {
-  check_live(l, p, fn);
+  if (!check_live(l, p, fn))
+    return 0;
   return (uintptr_t)l + l->map_size - l->user;
 }
 
 void hk_large_free(struct hk_large *l, void *p, const char *fn) {
-  check_live(l, p, fn);
+  if (!check_live(l, p, fn))
+    return;
   hk_stats_sub(&hk_counters.large_bytes, l->map_size);
   hk_stats_sub(&hk_counters.large_count, 1);
   size_t limit = hk_options.large_cache_bytes;

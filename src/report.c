@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal/options.h"
 #include "internal/os.h"
 
 static size_t append(char *buf, size_t at, size_t cap, const char *s) {
@@ -39,5 +40,6 @@ void hk_report_misuse(const char *fn, const char *what, const void *ptr) {
   at = append_hex(line, at, sizeof line - 1, (uintptr_t)ptr);
   line[at++] = '\n';
   hk_os_write_stderr(line, at);
-  abort();
+  if (!hk_options.invalid_free_warn)
+    abort();
 }

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "internal/stats.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <string.h>
@@ -10,7 +11,10 @@
 
 #include "hakmem.h"
 #include "internal/api.h"
+#include "internal/heap.h"
+#include "internal/options.h"
 #include "internal/os.h"
+#include "internal/superslab.h"
 
 struct hk_counters hk_counters;
 
@@ -21,6 +25,23 @@ void hk_stats_mapped(size_t bytes) {
                                      memory_order_relaxed);
   while (now > peak &&
          !atomic_compare_exchange_weak_explicit(&hk_counters.peak_mapped,
+                                                &peak, now,
+                                                memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
+}
+
+void hk_stats_superslabs(int delta) {
+  if (delta < 0) {
+    hk_stats_sub(&hk_counters.superslabs, 1);
+    return;
+  }
+  size_t now = atomic_fetch_add_explicit(&hk_counters.superslabs, 1,
+                                         memory_order_relaxed) + 1;
+  size_t peak = atomic_load_explicit(&hk_counters.peak_superslabs,
+                                     memory_order_relaxed);
+  while (now > peak &&
+         !atomic_compare_exchange_weak_explicit(&hk_counters.peak_superslabs,
                                                 &peak, now,
                                                 memory_order_relaxed,
                                                 memory_order_relaxed)) {
@@ -45,41 +66,153 @@ HK_API_FN(int, hakmem_stats_get, (struct hakmem_stats *stats, size_t size)) {
       .large_bytes = load(&hk_counters.large_bytes),
       .large_count = load(&hk_counters.large_count),
       .large_cached_bytes = load(&hk_counters.large_cached_bytes),
+      .superslabs = load(&hk_counters.superslabs),
+      .peak_superslabs = load(&hk_counters.peak_superslabs),
   };
   memcpy(stats, &s, size < sizeof s ? size : sizeof s);
   return 0;
 }
 
-static void put_line(int fd, const char *label, size_t v) {
-  char buf[96];
-  size_t n = strlen(label);
-  memcpy(buf, label, n);
+// ---------------------------------------------------------------------------
+// The report: built line by line in a stack buffer, written with write(2),
+// since it runs at exit and from hakmem_stats_print without allocating.
+
+struct out {
+  int fd;
+  char buf[256];
+  size_t at;
+};
+
+static void put(struct out *o, const char *s) {
+  size_t n = strlen(s);
+  if (n > sizeof o->buf - o->at)
+    n = sizeof o->buf - o->at;
+  memcpy(o->buf + o->at, s, n);
+  o->at += n;
+}
+
+static void put_num(struct out *o, uint64_t v) {
   char digits[24];
   size_t d = 0;
   do {
     digits[d++] = (char)('0' + v % 10);
     v /= 10;
   } while (v);
-  while (d)
-    buf[n++] = digits[--d];
-  buf[n++] = '\n';
-  while (n > 0) {
-    ssize_t w = write(fd, buf, n);
-    if (w <= 0)
-      return;
-    n -= (size_t)w;
-  }
+  while (d && o->at < sizeof o->buf)
+    o->buf[o->at++] = digits[--d];
 }
 
-HK_API_FN(void, hakmem_stats_print, (int fd)) {
-  struct hakmem_stats s;
-  HK_API(hakmem_stats_get)(&s, sizeof s);
-  put_line(fd, "hakmem: mapped bytes:        ", s.mapped_bytes);
-  put_line(fd, "hakmem: peak mapped bytes:   ", s.peak_mapped_bytes);
-  put_line(fd, "hakmem: slab bytes:          ", s.slab_bytes);
-  put_line(fd, "hakmem: large block bytes:   ", s.large_bytes);
-  put_line(fd, "hakmem: large blocks:        ", s.large_count);
-  put_line(fd, "hakmem: large cached bytes:  ", s.large_cached_bytes);
+static void end_line(struct out *o) {
+  if (o->at < sizeof o->buf)
+    o->buf[o->at++] = '\n';
+  const char *p = o->buf;
+  size_t n = o->at;
+  while (n > 0) {
+    ssize_t w = write(o->fd, p, n);
+    if (w <= 0)
+      break;
+    p += w;
+    n -= (size_t)w;
+  }
+  o->at = 0;
+}
+
+struct live_count {
+  uint64_t live[HK_CLASS_COUNT];
+};
+
+/* Blocks out with the program: a slab's `used` minus what waits in its
+ * remote list. Owners run on while we look, so the walk is bounded. */
+static void count_live(struct hk_slab *s, void *arg) {
+  struct live_count *lc = arg;
+  uint64_t pending = 0;
+  struct hk_block *b = atomic_load_explicit(&s->remote, memory_order_acquire);
+  while (b && b != (struct hk_block *)1 && pending < s->capacity) {
+    pending++;
+    b = b->next;
+  }
+  uint64_t used = s->used;
+  lc->live[s->class_idx] += used > pending ? used - pending : 0;
+}
+
+static void report(int fd) {
+  struct out o = {.fd = fd, .at = 0};
+  struct live_count lc;
+  memset(&lc, 0, sizeof lc);
+  hk_superslab_for_each_slab(count_live, &lc);
+  uint64_t frees[HK_CLASS_COUNT], remote[HK_CLASS_COUNT];
+  hk_heap_sum_frees(frees, remote);
+  put(&o, "hakmem " PACKAGE_VERSION " statistics, pid ");
+  put_num(&o, (uint64_t)getpid());
+  end_line(&o);
+  for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+    if (lc.live[c] == 0 && frees[c] == 0)
+      continue;
+    put(&o, "class ");
+    put_num(&o, c);
+    put(&o, " size ");
+    put_num(&o, hk_class_size[c]);
+    put(&o, ":");
+    if (hk_options.stats) {
+      /* Every malloc is either freed by now or still live. */
+      put(&o, " allocs ");
+      put_num(&o, frees[c] + lc.live[c]);
+      put(&o, " frees ");
+      put_num(&o, frees[c]);
+      put(&o, " remote-frees ");
+      put_num(&o, remote[c]);
+    }
+    put(&o, " live ");
+    put_num(&o, lc.live[c]);
+    end_line(&o);
+  }
+  if (!hk_options.stats) {
+    put(&o, "(allocs, frees and remote frees are counted with HAKMEM_STATS=1)");
+    end_line(&o);
+  }
+  put(&o, "superslabs: ");
+  put_num(&o, load(&hk_counters.superslabs));
+  put(&o, " (peak ");
+  put_num(&o, load(&hk_counters.peak_superslabs));
+  put(&o, ")");
+  end_line(&o);
+  put(&o, "mapped: ");
+  put_num(&o, load(&hk_counters.mapped));
+  put(&o, " (peak ");
+  put_num(&o, load(&hk_counters.peak_mapped));
+  put(&o, ")");
+  end_line(&o);
+  put(&o, "large blocks: ");
+  put_num(&o, load(&hk_counters.large_count));
+  put(&o, " live, ");
+  put_num(&o, load(&hk_counters.large_bytes));
+  put(&o, " bytes, ");
+  put_num(&o, load(&hk_counters.large_cached_bytes));
+  put(&o, " cached");
+  end_line(&o);
+}
+
+HK_API_FN(void, hakmem_stats_print, (int fd)) { report(fd); }
+
+/* HAKMEM_STATS: the report at exit. A preloaded library's destructor runs
+ * after the program's own, so the report sees the program's last frees. */
+__attribute__((destructor)) static void report_at_exit(void) {
+  if (!hk_options.stats)
+    return;
+  int fd = 2;
+  if (hk_options.stats_file) {
+    fd = open(hk_options.stats_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+              0644);
+    if (fd < 0) {
+      static const char msg[] = "hakmem: cannot open HAKMEM_STATS_FILE, "
+                                "writing statistics to stderr\n";
+      hk_os_write_stderr(msg, sizeof msg - 1);
+      fd = 2;
+    }
+  }
+  report(fd);
+  if (fd != 2)
+    close(fd);
 }
 
 HK_API_FN(unsigned, hakmem_version, (void)) {

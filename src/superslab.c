@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal/options.h"
 #include "internal/os.h"
@@ -11,19 +12,29 @@
 #include "internal/slab.h"
 #include "internal/stats.h"
 
-static const uint8_t geometry_shift[HK_GEOM_COUNT] = {16, 19, 21};
+static const uint8_t geometry_shift[HK_GEOM_COUNT] = {16, 19, 21, 16};
+static const uint8_t geometry_slabs[HK_GEOM_COUNT] = {32, 4, 1, 1};
+
+/* Bytes actually mapped for a SuperSlab of the geometry. */
+static size_t geometry_map_size(unsigned g) {
+  return (size_t)geometry_slabs[g] << geometry_shift[g];
+}
 
 struct pool {
   pthread_mutex_t lock;
   struct hk_superslab *partial; /* SuperSlabs with at least one unused slab */
   struct hk_superslab *empty;   /* fully unused, kept for reuse */
   unsigned empty_count;
+  struct hk_superslab *dirty;   /* SuperSlabs with slabs to purge */
+  struct hk_superslab *all;     /* every SuperSlab mapped, for statistics */
+  uint32_t last_purge_ms;
 };
 
 static struct pool pools[HK_GEOM_COUNT] = {
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
 };
 
 static uint32_t all_slabs_mask(const struct hk_superslab *ss) {
@@ -48,28 +59,127 @@ static void list_remove(struct hk_superslab **head, struct hk_superslab *ss) {
   ss->pool_next = ss->pool_prev = NULL;
 }
 
+// ---------------------------------------------------------------------------
+// Purging: the pages of unused slabs go back to the OS HAKMEM_PURGE_DELAY
+// after the slab was released, checked whenever the pool is next used (there
+// is no background thread to do it on time).
+
+static uint32_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static void slab_decommit(struct hk_slab *slab) {
+  struct hk_superslab *ss = hk_slab_superslab(slab);
+  uintptr_t base = hk_slab_base(slab);
+  uintptr_t start = hk_slab_index(slab) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
+  hk_os_decommit((void *)start, ((size_t)1 << ss->slab_shift) - (start - base));
+}
+
+static void dirty_remove(struct pool *pool, struct hk_superslab *ss) {
+  if (ss->dirty_prev)
+    ss->dirty_prev->dirty_next = ss->dirty_next;
+  else
+    pool->dirty = ss->dirty_next;
+  if (ss->dirty_next)
+    ss->dirty_next->dirty_prev = ss->dirty_prev;
+  ss->dirty_next = ss->dirty_prev = NULL;
+}
+
+static void dirty_mark(struct pool *pool, struct hk_superslab *ss, unsigned idx) {
+  if (ss->dirty_mask == 0) {
+    ss->dirty_prev = NULL;
+    ss->dirty_next = pool->dirty;
+    if (pool->dirty)
+      pool->dirty->dirty_prev = ss;
+    pool->dirty = ss;
+  }
+  ss->dirty_mask |= 1u << idx;
+  ss->released_ms[idx] = now_ms();
+}
+
+static void dirty_clear(struct pool *pool, struct hk_superslab *ss, unsigned idx) {
+  if (!(ss->dirty_mask & (1u << idx)))
+    return;
+  ss->dirty_mask &= ~(1u << idx);
+  if (ss->dirty_mask == 0)
+    dirty_remove(pool, ss);
+}
+
+/* Decommits the dirty slabs released at least `age` ms ago; returns bytes. */
+static size_t purge(struct pool *pool, uint32_t now, uint32_t age) {
+  size_t purged = 0;
+  struct hk_superslab *ss = pool->dirty;
+  while (ss) {
+    struct hk_superslab *next = ss->dirty_next;
+    uint32_t mask = ss->dirty_mask;
+    while (mask) {
+      unsigned i = (unsigned)__builtin_ctz(mask);
+      mask &= mask - 1;
+      if ((uint32_t)(now - ss->released_ms[i]) >= age) {
+        slab_decommit(&ss->slabs[i]);
+        purged += (size_t)1 << ss->slab_shift;
+        dirty_clear(pool, ss, i);
+      }
+    }
+    ss = next;
+  }
+  return purged;
+}
+
+static void purge_if_due(struct pool *pool) {
+  long delay = hk_options.purge_delay_ms;
+  if (delay <= 0 || !pool->dirty)
+    return;
+  uint32_t now = now_ms();
+  /* Look a few times per delay, not on every pool operation. */
+  if ((uint32_t)(now - pool->last_purge_ms) < (uint32_t)delay / 4 + 1)
+    return;
+  pool->last_purge_ms = now;
+  purge(pool, now, (uint32_t)delay);
+}
+
 static struct hk_superslab *superslab_map(unsigned geometry) {
-  struct hk_superslab *ss = hk_os_map_aligned(HK_REGION_SIZE, HK_REGION_SIZE);
+  size_t size = geometry_map_size(geometry);
+  struct hk_superslab *ss = hk_os_map_aligned(size, HK_REGION_SIZE);
   if (!ss)
     return NULL;
   ss->seg.kind = HK_SEG_SUPERSLAB;
   ss->geometry = (uint8_t)geometry;
   ss->slab_shift = geometry_shift[geometry];
-  ss->slab_count = (uint16_t)(HK_REGION_SIZE >> ss->slab_shift);
+  ss->slab_count = geometry_slabs[geometry];
   ss->free_mask = all_slabs_mask(ss);
+  /* A solo slab registers its whole 2 MiB region although it maps only
+   * 64 KiB: an address in the unmapped rest resolves to this header, finds
+   * an unused slab there, and is reported as not ours. */
   if (hk_region_register((uintptr_t)ss, HK_REGION_SIZE, &ss->seg) != 0) {
-    hk_os_unmap(ss, HK_REGION_SIZE);
+    hk_os_unmap(ss, size);
     errno = ENOMEM;
     return NULL;
   }
-  hk_stats_mapped(HK_REGION_SIZE);
+  hk_stats_mapped(size);
+  hk_stats_superslabs(1);
   return ss;
 }
 
+/* Takes `ss` off the list of all SuperSlabs (pool lock held). */
+static void all_remove(struct pool *pool, struct hk_superslab *ss) {
+  if (ss->all_prev)
+    ss->all_prev->all_next = ss->all_next;
+  else
+    pool->all = ss->all_next;
+  if (ss->all_next)
+    ss->all_next->all_prev = ss->all_prev;
+}
+
+/* The caller has taken `ss` off every pool list. */
 static void superslab_unmap(struct hk_superslab *ss) {
+  size_t size = geometry_map_size(ss->geometry);
+  hk_stats_superslabs(-1);
   hk_region_unregister((uintptr_t)ss, HK_REGION_SIZE);
-  hk_os_unmap(ss, HK_REGION_SIZE);
-  hk_stats_unmapped(HK_REGION_SIZE);
+  hk_os_unmap(ss, size);
+  hk_stats_unmapped(size);
 }
 
 struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
@@ -91,11 +201,18 @@ struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
       return NULL;
     }
     list_insert(&pool->partial, ss);
+    ss->all_prev = NULL;
+    ss->all_next = pool->all;
+    if (pool->all)
+      pool->all->all_prev = ss;
+    pool->all = ss;
   }
   unsigned idx = (unsigned)__builtin_ctz(ss->free_mask);
   ss->free_mask &= ~(1u << idx);
   if (ss->free_mask == 0)
     list_remove(&pool->partial, ss);
+  dirty_clear(pool, ss, idx);
+  purge_if_due(pool);
   pthread_mutex_unlock(&pool->lock);
   return &ss->slabs[idx];
 }
@@ -103,29 +220,33 @@ struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
 void hk_superslab_release_slab(struct hk_slab *slab) {
   struct hk_superslab *ss = hk_slab_superslab(slab);
   struct pool *pool = &pools[ss->geometry];
-  if (hk_options.mem_diet) {
-    /* Diet: the slab's pages go back to the OS now, not when the whole
-     * SuperSlab happens to empty. */
-    uintptr_t base = hk_slab_base(slab);
-    uintptr_t start = hk_slab_index(slab) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
-    hk_os_decommit((void *)start,
-                   ((size_t)1 << ss->slab_shift) - (start - base));
-  }
+  unsigned idx = hk_slab_index(slab);
+  int solo = ss->geometry == HK_GEOM_TINY_SOLO;
+  /* A delay of 0 (and diet) purges now, outside the lock. */
+  if (!solo && hk_options.purge_delay_ms == 0)
+    slab_decommit(slab);
   struct hk_superslab *to_unmap = NULL;
   pthread_mutex_lock(&pool->lock);
   if (ss->free_mask == 0)
     list_insert(&pool->partial, ss);
-  ss->free_mask |= 1u << hk_slab_index(slab);
+  ss->free_mask |= 1u << idx;
+  if (!solo && hk_options.purge_delay_ms > 0)
+    dirty_mark(pool, ss, idx);
   if (ss->free_mask == all_slabs_mask(ss)) {
     list_remove(&pool->partial, ss);
-    if (pool->empty_count < hk_options.empty_superslabs) {
+    if (!solo && pool->empty_count < hk_options.empty_superslabs) {
       ss->pool_next = pool->empty;
       pool->empty = ss;
       pool->empty_count++;
     } else {
       to_unmap = ss;
+      if (ss->dirty_mask)
+        dirty_remove(pool, ss);
+      ss->dirty_mask = 0;
+      all_remove(pool, ss);
     }
   }
+  purge_if_due(pool);
   pthread_mutex_unlock(&pool->lock);
   if (to_unmap)
     superslab_unmap(to_unmap);
@@ -139,15 +260,35 @@ size_t hk_superslab_trim(void) {
     struct hk_superslab *list = pool->empty;
     pool->empty = NULL;
     pool->empty_count = 0;
+    for (struct hk_superslab *ss = list; ss; ss = ss->pool_next) {
+      if (ss->dirty_mask) {
+        dirty_remove(pool, ss);
+        ss->dirty_mask = 0;
+      }
+      all_remove(pool, ss);
+    }
+    released += purge(pool, now_ms(), 0);
     pthread_mutex_unlock(&pool->lock);
     while (list) {
       struct hk_superslab *next = list->pool_next;
+      released += geometry_map_size(list->geometry);
       superslab_unmap(list);
-      released += HK_REGION_SIZE;
       list = next;
     }
   }
   return released;
+}
+
+void hk_superslab_for_each_slab(void (*fn)(struct hk_slab *, void *), void *arg) {
+  for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
+    struct pool *pool = &pools[g];
+    pthread_mutex_lock(&pool->lock);
+    for (struct hk_superslab *ss = pool->all; ss; ss = ss->all_next)
+      for (unsigned i = 0; i < ss->slab_count; i++)
+        if (ss->slabs[i].block_size != 0)
+          fn(&ss->slabs[i], arg);
+    pthread_mutex_unlock(&pool->lock);
+  }
 }
 
 void hk_superslab_fork_prepare(void) {

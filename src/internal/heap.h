@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "region_map.h"
 #include "report.h"
 #include "size_class.h"
@@ -31,7 +32,21 @@ struct hk_heap {
   struct hk_slab *empty[HK_GEOM_COUNT];       /* unused slabs kept for reuse */
   unsigned empty_count[HK_GEOM_COUNT];
   struct hk_heap *next_free;
+  struct hk_heap *all_next; /* every heap ever made; heaps are never unmapped */
+  /* HAKMEM_STATS counters, written by this heap's thread only. */
+  _Atomic uint64_t frees[HK_CLASS_COUNT];
+  _Atomic uint64_t remote_frees[HK_CLASS_COUNT];
 };
+
+/* What a slab's owner field holds for heap h: h itself, or with
+ * HAKMEM_STATS h with its low bit set, so that no free matches the fast
+ * path's owner test and every free is counted out of line. */
+static inline struct hk_heap *hk_owner_value(struct hk_heap *h) {
+  return hk_options.stats ? (struct hk_heap *)((uintptr_t)h | 1) : h;
+}
+
+/* Sums every heap's free counters into the arrays (HAKMEM_STATS). */
+void hk_heap_sum_frees(uint64_t *frees, uint64_t *remote_frees);
 
 /* Threads start on this heap, whose current slabs are all one empty slab,
  * so that the fast path needs no "initialised?" test. */
@@ -69,8 +84,8 @@ static inline void *hk_small_alloc(unsigned cls) {
 }
 
 /* The slab holding `a` if `a` is the start of one of its carved blocks;
- * reports `fn` misuse otherwise. (Whether the block is out with the
- * program is told by its free tag, see hk_small_free.) */
+ * reports `fn` misuse and returns NULL otherwise. (Whether the block is out
+ * with the program is told by its free tag, see hk_small_free.) */
 static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
                                               uintptr_t a, const char *fn) {
   struct hk_slab *s = &ss->slabs[(a & HK_REGION_MASK) >> ss->slab_shift];
@@ -78,33 +93,49 @@ static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
   uintptr_t off = in_ss - s->start_off;
   uint64_t idx = ((uint64_t)off * s->div_magic) >> 40;
   if (__builtin_expect(in_ss < s->start_off || idx * s->block_size != off ||
-                           idx >= s->carved,
-                       0))
+                           idx >= atomic_load_explicit(&s->carved,
+                                                       memory_order_relaxed),
+                       0)) {
     hk_report_misuse(fn, "invalid pointer", (void *)a);
+    return NULL;
+  }
   return s;
 }
 
-static inline void hk_small_free(struct hk_superslab *ss, void *p) {
-  struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, "free");
+/* The owner's side of free: back onto the slab's own list. */
+static inline void hk_free_local(struct hk_heap *h, struct hk_slab *s,
+                                 struct hk_block *b) {
+  b->next = s->free;
+  s->free = b;
+  /* An empty slab that is still the current one stays put: alternating
+   * malloc/free of one block must not leave the fast path. */
+  unsigned used = --s->used;
+  if (__builtin_expect(s->list != HK_LIST_AVAIL, 0) ||
+      (__builtin_expect(used == 0, 0) && s != h->cur[s->class_idx]))
+    hk_free_local_slow(h, s);
+}
+
+static inline void hk_small_free(struct hk_superslab *ss, void *p,
+                                 const char *fn) {
+  struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, fn);
+  if (__builtin_expect(s == NULL, 0))
+    return;
   struct hk_block *b = p;
   uintptr_t tag = hk_free_tag(b);
   /* One compare catches both a freed block (tag) and a block carved into
    * the free list but never handed out (tag ^ 1). */
-  if (__builtin_expect((b->free_tag ^ tag) < 2, 0))
-    hk_report_misuse("free",
-                     b->free_tag == tag ? "double free" : "invalid pointer", p);
+  if (__builtin_expect((b->free_tag ^ tag) < 2, 0)) {
+    hk_report_misuse(fn, b->free_tag == tag ? "double free" : "invalid pointer",
+                     p);
+    return;
+  }
   b->free_tag = tag;
   struct hk_heap *h = hk_tls_heap;
+  /* With HAKMEM_STATS the owner field is tagged, so every free takes the
+   * out-of-line path, which counts it; without, this compare is all. */
   if (__builtin_expect(
           atomic_load_explicit(&s->owner, memory_order_relaxed) == h, 1)) {
-    b->next = s->free;
-    s->free = b;
-    /* An empty slab that is still the current one stays put: alternating
-     * malloc/free of one block must not leave the fast path. */
-    unsigned used = --s->used;
-    if (__builtin_expect(s->list != HK_LIST_AVAIL, 0) ||
-        (__builtin_expect(used == 0, 0) && s != h->cur[s->class_idx]))
-      hk_free_local_slow(h, s);
+    hk_free_local(h, s, b);
     return;
   }
   hk_free_remote(s, b);

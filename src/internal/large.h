@@ -16,7 +16,7 @@ void *hk_large_alloc(size_t size, size_t align, int zero);
 /* `fn` names the API function for misuse reports. */
 void hk_large_free(struct hk_large *l, void *p, const char *fn);
 
-/* Usable size of a live large block, reporting misuse for `fn`. */
+/* Usable size of a live large block; 0 after reporting misuse for `fn`. */
 size_t hk_large_usable(struct hk_large *l, const void *p, const char *fn);
 
 /* Unmaps every cached block. Returns the bytes released. */

@@ -1,19 +1,32 @@
-/* options.h: the run-time knobs, read once from the environment. */
+/* options.h: the run-time knobs (declared in src/knobs.def), read once
+ * from the environment before the first allocation is served. */
 #ifndef HK_OPTIONS_H
 #define HK_OPTIONS_H
 
 #include <stddef.h>
 
 struct hk_options {
+  int use_superslab;           /* HAKMEM_TINY_USE_SUPERSLAB */
   int mem_diet;                /* HAKMEM_TINY_MEM_DIET */
-  size_t large_cache_bytes;    /* bytes of freed large blocks kept mapped */
-  unsigned heap_empty_slabs;   /* empty slabs a thread keeps per geometry */
+  int stats;                   /* HAKMEM_STATS */
+  const char *stats_file;      /* HAKMEM_STATS_FILE, NULL for stderr */
+  int verbose;                 /* HAKMEM_VERBOSE */
+  int invalid_free_warn;       /* HAKMEM_INVALID_FREE=warn */
+  long purge_delay_ms;         /* HAKMEM_PURGE_DELAY, -1 never */
+  size_t large_cache_bytes;    /* HAKMEM_LARGE_CACHE */
+  size_t large_threshold;      /* HAKMEM_LARGE_THRESHOLD */
+  unsigned heap_empty_slabs;   /* HAKMEM_THREAD_CACHE_SLABS */
   unsigned empty_superslabs;   /* empty SuperSlabs the pool keeps per geometry */
 };
 
+/* Defaults until hk_options_init runs: the allocator may serve the loader
+ * before that. */
 extern struct hk_options hk_options;
 
-/* Reads the environment into hk_options; no allocation. */
+/* Reads the environment into hk_options; allocates nothing. */
 void hk_options_init(void);
+
+/* Writes the HAKMEM_VERBOSE start-up line. */
+void hk_options_print(void);
 
 #endif

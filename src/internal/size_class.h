@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "types.h"
 
 #define HK_CLASS_COUNT 52   /* 8 linear + 4 per doubling from 128 to 256K */
@@ -30,7 +31,7 @@ static inline unsigned hk_size_to_class(size_t size) {
 
 static inline unsigned hk_class_geometry(unsigned cls) {
   if (cls < HK_TINY_CLASSES)
-    return HK_GEOM_TINY;
+    return hk_options.use_superslab ? HK_GEOM_TINY : HK_GEOM_TINY_SOLO;
   return hk_class_size[cls] <= 64 * 1024 ? HK_GEOM_MEDIUM : HK_GEOM_HUGE;
 }
 

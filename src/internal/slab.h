@@ -40,7 +40,7 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
   uint32_t bs = hk_class_size[cls];
   s->free = NULL;
   s->used = 0;
-  s->carved = 0;
+  atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
   s->start_off = (uint32_t)(start - (uintptr_t)ss);
   s->block_size = bs;
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
@@ -57,7 +57,7 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
 static inline void hk_slab_reset(struct hk_slab *s) {
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
   s->block_size = 0;
-  s->carved = 0;
+  atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
   s->capacity = 0;
   s->div_magic = 0;
   s->free = NULL;
@@ -91,7 +91,9 @@ static inline void hk_slab_collect(struct hk_slab *s) {
 /* Cuts a few more never-used blocks into the free list. Carving a page or
  * so at a time, not the whole slab, keeps untouched pages out of RSS. */
 static inline int hk_slab_carve(struct hk_slab *s) {
-  uint32_t left = (uint32_t)s->capacity - s->carved;
+  /* Only the owner writes `carved`; remote frees only read it. */
+  uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+  uint32_t left = (uint32_t)s->capacity - carved;
   if (left == 0)
     return 0;
   uint32_t batch = (2 * HK_PAGE_SIZE) / s->block_size;
@@ -100,7 +102,7 @@ static inline int hk_slab_carve(struct hk_slab *s) {
   if (batch > left)
     batch = left;
   uintptr_t first = (uintptr_t)hk_slab_superslab(s) + s->start_off +
-                    (uintptr_t)s->carved * s->block_size;
+                    (uintptr_t)carved * s->block_size;
   /* Carved blocks carry the free tag with its low bit flipped, so that a
    * free() of one that malloc never returned is caught (hk_small_free). */
   struct hk_block *b = (struct hk_block *)first;
@@ -113,7 +115,8 @@ static inline int hk_slab_carve(struct hk_slab *s) {
   b->next = s->free;
   b->free_tag = hk_free_tag(b) ^ 1;
   s->free = (struct hk_block *)first;
-  s->carved = (uint16_t)(s->carved + batch);
+  atomic_store_explicit(&s->carved, (uint16_t)(carved + batch),
+                        memory_order_relaxed);
   return 1;
 }
 

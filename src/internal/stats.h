@@ -5,6 +5,9 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "size_class.h"
 
 struct hk_counters {
   _Atomic size_t mapped;      /* bytes of SuperSlabs, large blocks, metadata */
@@ -13,11 +16,20 @@ struct hk_counters {
   _Atomic size_t large_bytes; /* bytes of live large blocks (usable size) */
   _Atomic size_t large_count;
   _Atomic size_t large_cached_bytes;
+  _Atomic size_t superslabs;
+  _Atomic size_t peak_superslabs;
+  _Atomic size_t large_allocs; /* with HAKMEM_STATS only */
+  _Atomic size_t large_frees;
+  /* Frees counted with HAKMEM_STATS: heaps add theirs here when their
+   * thread exits, and threads without a heap count here directly. */
+  _Atomic uint64_t frees[HK_CLASS_COUNT];
+  _Atomic uint64_t remote_frees[HK_CLASS_COUNT];
 };
 
 extern struct hk_counters hk_counters;
 
 void hk_stats_mapped(size_t bytes);
+void hk_stats_superslabs(int delta);
 void hk_stats_unmapped(size_t bytes);
 
 static inline void hk_stats_add(_Atomic size_t *c, size_t v) {

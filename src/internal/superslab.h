@@ -27,6 +27,10 @@ void hk_superslab_release_slab(struct hk_slab *slab);
 /* Unmaps the empty SuperSlabs kept for reuse. Returns bytes released. */
 size_t hk_superslab_trim(void);
 
+/* Calls fn on every slab cut into blocks, with the pool locks held (for
+ * statistics: the slabs' owners keep running meanwhile). */
+void hk_superslab_for_each_slab(void (*fn)(struct hk_slab *, void *), void *arg);
+
 void hk_superslab_fork_prepare(void);
 void hk_superslab_fork_parent(void);
 void hk_superslab_fork_child(void);

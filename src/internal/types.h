@@ -42,12 +42,17 @@ enum hk_segment_kind {
 };
 
 /* Geometries: how a SuperSlab is cut into slabs. Tiny classes want many
- * small slabs; medium classes need slabs large enough for several blocks. */
+ * small slabs; medium classes need slabs large enough for several blocks.
+ * TINY_SOLO is the backend HAKMEM_TINY_USE_SUPERSLAB=0 selects: each 64 KiB
+ * slab is its own mapping (at a 2 MiB-aligned address, so that the region
+ * map and the free path treat it as a SuperSlab of one slab), unmapped as
+ * soon as it empties, shared with nothing. */
 enum hk_geometry {
-  HK_GEOM_TINY = 0,   /* 32 slabs of 64 KiB */
-  HK_GEOM_MEDIUM = 1, /* 4 slabs of 512 KiB */
-  HK_GEOM_HUGE = 2,   /* 1 slab of 2 MiB   */
-  HK_GEOM_COUNT = 3,
+  HK_GEOM_TINY = 0,      /* 32 slabs of 64 KiB */
+  HK_GEOM_MEDIUM = 1,    /* 4 slabs of 512 KiB */
+  HK_GEOM_HUGE = 2,      /* 1 slab of 2 MiB   */
+  HK_GEOM_TINY_SOLO = 3, /* 1 slab of 64 KiB, mapped alone */
+  HK_GEOM_COUNT = 4,
 };
 
 struct hk_heap;
@@ -83,7 +88,7 @@ struct hk_slab {
   uint32_t start_off;  /* block 0's offset from the SuperSlab */
   uint32_t block_size; /* 0 while the slab is unused */
   uint16_t used;     /* blocks out with the program or in the remote list */
-  uint16_t carved;   /* blocks ever cut from the bump region */
+  _Atomic uint16_t carved; /* blocks ever cut; read by remote frees */
   uint16_t capacity;
   uint8_t class_idx;
   uint8_t list; /* enum hk_slab_list: where the slab is queued */
@@ -100,10 +105,13 @@ struct hk_superslab {
   uint8_t geometry;
   uint8_t slab_shift;
   uint16_t slab_count;
-  uint32_t free_mask; /* bit i set: slab i is unused (pool lock) */
-  struct hk_superslab *pool_next, *pool_prev;
-  uint8_t in_pool_list;
+  uint32_t free_mask;  /* bit i set: slab i is unused (pool lock) */
+  uint32_t dirty_mask; /* unused slabs whose pages are still committed */
+  struct hk_superslab *pool_next, *pool_prev;   /* partial list */
+  struct hk_superslab *dirty_next, *dirty_prev; /* purge list */
+  struct hk_superslab *all_next, *all_prev;     /* every mapped one */
   struct hk_slab slabs[HK_MAX_SLABS];
+  uint32_t released_ms[HK_MAX_SLABS]; /* when each dirty slab was released */
 };
 
 _Static_assert(sizeof(struct hk_superslab) <= HK_SLAB0_DATA_OFFSET,

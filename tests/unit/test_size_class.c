@@ -27,8 +27,8 @@
  * them in the enum); slab 0 loses its first page to the header, so the
  * worst slab holds this many bytes of blocks. */
 static size_t geometry_worst_slab_bytes(unsigned g) {
-  static const size_t slab_bytes[HK_GEOM_COUNT] = {64 * 1024, 512 * 1024,
-                                                   2 * 1024 * 1024};
+  static const size_t slab_bytes[HK_GEOM_COUNT] = {
+      64 * 1024, 512 * 1024, 2 * 1024 * 1024, 64 * 1024};
   return slab_bytes[g] - HK_SLAB0_DATA_OFFSET;
 }
 
