@@ -110,6 +110,16 @@ HK_API_FN(void *, realloc, (void *p, size_t size)) {
    * than half of it. */
   if (size <= old && size >= old / 2)
     return p;
+  if (size > old && size > hk_options.large_threshold) {
+    /* A large block grows by moving its pages, not copying them, and
+     * without holding old and new at once. */
+    struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
+    if (seg->kind == HK_SEG_LARGE) {
+      void *q = hk_large_grow((struct hk_large *)seg, p, size);
+      if (q)
+        return q;
+    }
+  }
   void *q = alloc_size(size);
   if (!q)
     return NULL;

@@ -34,6 +34,14 @@ void *hk_os_map_aligned(size_t size, size_t align) {
   return (void *)aligned;
 }
 
+int hk_os_move(void *old, size_t old_size, void *to, size_t new_size) {
+  int saved = errno;
+  void *r = mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  int rc = r == MAP_FAILED ? errno : 0;
+  errno = saved;
+  return rc;
+}
+
 void hk_os_unmap(void *addr, size_t size) {
   int saved = errno;
   munmap(addr, size);

@@ -128,6 +128,7 @@ struct hk_large {
   size_t map_size; /* bytes mapped, a multiple of HK_REGION_SIZE */
   uintptr_t user;  /* the pointer handed to the program */
   struct hk_large *next, *prev; /* cache links */
+  uint32_t decommitted; /* cached with its pages (but the first) given back */
 };
 
 #define HK_LARGE_HEADER 64

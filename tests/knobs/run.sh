@@ -17,7 +17,7 @@ field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'
 run() { env "$@" 2>&1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "1..14"
+echo "1..15"
 
 # HAKMEM_TINY_USE_SUPERSLAB
 a=$(run HAKMEM_TINY_USE_SUPERSLAB=1 "$probe" regions | field same-region)
@@ -53,6 +53,12 @@ c1=$(run "$probe" large-cache | field cached)
 c0=$(run HAKMEM_LARGE_CACHE=0 "$probe" large-cache | field cached)
 check "LARGE_CACHE default keeps a freed 8 MiB block" "$([ "${c1:-0}" -ge $((8 << 20)) ]; echo $?)" "cached=$c1"
 check "LARGE_CACHE=0 keeps nothing" "$([ "$c0" = 0 ]; echo $?)" "cached=$c0"
+
+out=$(run "$probe" large-cache-rss)
+dropped=$(field dropped-kib <<<"$out")
+cached=$(field cached <<<"$out")
+check "cached large blocks keep no RSS" \
+  "$([ "${cached:-0}" -ge $((8 * 1536 * 1024)) ] && [ "${dropped:-0}" -ge 10240 ]; echo $?)" "$out"
 
 # HAKMEM_LARGE_THRESHOLD
 l1=$(run "$probe" large-threshold | field large)
