@@ -42,7 +42,8 @@ static void *alloc_aligned(size_t size, size_t align) {
   return hk_large_alloc(size, align, 0);
 }
 
-static inline void free_ptr(void *p, const char *fn) {
+static inline __attribute__((always_inline)) void free_ptr(void *p,
+                                                         const char *fn) {
   uintptr_t a = (uintptr_t)p;
   struct hk_segment *seg = hk_region_lookup(a);
   if (__builtin_expect(seg != NULL && seg->kind == HK_SEG_SUPERSLAB, 1)) {
