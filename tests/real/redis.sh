@@ -144,14 +144,21 @@ stop() {
     while IFS= read -r -t "$limit" line <&3; do
         printf '%s\n' "$line" >>"$tmp/$name.log"
     done || true
-    # read fails at end of file and on a timeout alike; a live server
-    # after the loop means the latter.
-    if kill -0 "$pid" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; then
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-        rc=124
+    # The log can end a moment before the server has finished exiting, so
+    # wait for it, with a watchdog that kills a server that never exits
+    # (reported as 124, like timeout(1)).
+    ( sleep "$limit"; kill -9 "$pid" ) </dev/null >/dev/null 2>&1 &
+    local watchdog=$!
+    wait "$pid" || rc=$?
+    if kill -0 "$watchdog" 2>/dev/null; then
+        # Its sleep must not outlive the test (it would hold no pipe, but
+        # it would linger).
+        pkill -P "$watchdog" sleep 2>/dev/null || true
+        kill "$watchdog" 2>/dev/null || true
+        wait "$watchdog" 2>/dev/null || true
     else
-        wait "$pid" || rc=$?
+        wait "$watchdog" 2>/dev/null || true
+        rc=124
     fi
     exec 3<&-
     pid=
