@@ -13,9 +13,11 @@
 #include "internal/report.h"
 #include "internal/stats.h"
 
-/* A cached mapping is reused for a request needing at least this fraction
- * of it, so a small request does not pin a huge mapping. */
-#define HK_LARGE_REUSE_SLACK(need) ((need) + (need) / 2 + HK_REGION_SIZE)
+/* A cached mapping is reused for a request needing at least a third of it:
+ * cached blocks hold no pages, so a looser fit only costs address space,
+ * and saves a munmap and an mmap; a small request still does not pin a
+ * huge mapping. */
+#define HK_LARGE_REUSE_SLACK(need) ((need) * 3 + HK_REGION_SIZE)
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hk_large *cache_head; /* most recently freed first */

@@ -45,7 +45,7 @@ struct hk_options hk_options = {
     .use_superslab = 1,
     .large_cache_bytes = 64u << 20,
     .large_threshold = HK_MEDIUM_MAX,
-    .purge_delay_ms = 1000,
+    .purge_delay_ms = 100,
     .heap_empty_slabs = 4,
     .empty_superslabs = 2,
 };
