@@ -1,8 +1,9 @@
 #!/bin/bash
 # run-all.sh: the whole test suite from a fresh checkout -- build with
-# warnings as errors, run `make check`, then `make distcheck` (which builds
+# warnings as errors, run `make check` with each tiny backend (SuperSlabs,
+# then HAKMEM_TINY_USE_SUPERSLAB=0), then `make distcheck` (which builds
 # from the release tarball and runs the suite again out of tree).
-# Prints the automake summary and a final "N passed, N failed" line.
+# Prints the automake summaries and a final "N passed, N failed" line.
 set -u
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -11,16 +12,31 @@ autoreconf -fi >/dev/null || exit 1
 ./configure --enable-werror -q || exit 1
 make -j"$jobs" >/dev/null || exit 1
 
-make -j"$jobs" check
-check_rc=$?
+pass=0
+fail=0
+skip=0
+# One `make check`; adds its TAP results (one :test-result: line per test
+# point in the .trs files) to the counts.
+run_check() {
+  local label=$1 rc trs
+  shift
+  echo "=== make check ($label)"
+  env "$@" make -j"$jobs" check
+  rc=$?
+  trs=$(find tests -name '*.trs')
+  pass=$((pass + $(cat $trs | grep -c '^:test-result: \(PASS\|XFAIL\)')))
+  fail=$((fail + $(cat $trs | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)')))
+  skip=$((skip + $(cat $trs | grep -c '^:test-result: SKIP')))
+  if [ "$rc" -ne 0 ]; then
+    find tests -name '*.log' -exec grep -l '^\(not ok\|Bail out\)' {} + 2>/dev/null |
+      while read -r f; do echo "=== $f ($label)"; tail -40 "$f"; done
+    [ "$fail" -gt 0 ] || fail=1
+  fi
+}
 
-# Count from the .trs files: one :test-result: line per TAP test point.
-pass=$(grep -h '^:test-result: \(PASS\|XFAIL\)' $(find tests -name '*.trs') 2>/dev/null | wc -l)
-fail=$(grep -h '^:test-result: \(FAIL\|XPASS\|ERROR\)' $(find tests -name '*.trs') 2>/dev/null | wc -l)
-skip=$(grep -h '^:test-result: SKIP' $(find tests -name '*.trs') 2>/dev/null | wc -l)
-if [ "$check_rc" -ne 0 ]; then
-  find tests -name '*.log' -newer Makefile -exec grep -l '^\(not ok\|Bail out\)' {} + 2>/dev/null |
-    while read -r f; do echo "=== $f"; tail -40 "$f"; done
+run_check "SuperSlabs" HAKMEM_TINY_USE_SUPERSLAB=1
+run_check "HAKMEM_TINY_USE_SUPERSLAB=0" HAKMEM_TINY_USE_SUPERSLAB=0
+if [ "$fail" -ne 0 ]; then
   echo "$pass passed, $fail failed, $skip skipped"
   exit 1
 fi
