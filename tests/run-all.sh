@@ -5,7 +5,7 @@
 # from the release tarball and runs the suite again out of tree).
 # Prints the automake summaries and a final "N passed, N failed" line.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 jobs=$(nproc 2>/dev/null || echo 2)
 
 autoreconf -fi >/dev/null || exit 1
@@ -23,10 +23,10 @@ run_check() {
   echo "=== make check ($label)"
   env "$@" make -j"$jobs" check
   rc=$?
-  trs=$(find tests -name '*.trs')
-  pass=$((pass + $(cat $trs | grep -c '^:test-result: \(PASS\|XFAIL\)')))
-  fail=$((fail + $(cat $trs | grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)')))
-  skip=$((skip + $(cat $trs | grep -c '^:test-result: SKIP')))
+  trs=$(find tests -name '*.trs' -exec cat {} +)
+  pass=$((pass + $(grep -c '^:test-result: \(PASS\|XFAIL\)' <<<"$trs")))
+  fail=$((fail + $(grep -c '^:test-result: \(FAIL\|XPASS\|ERROR\)' <<<"$trs")))
+  skip=$((skip + $(grep -c '^:test-result: SKIP' <<<"$trs")))
   if [ "$rc" -ne 0 ]; then
     find tests -name '*.log' -exec grep -l '^\(not ok\|Bail out\)' {} + 2>/dev/null |
       while read -r f; do echo "=== $f ($label)"; tail -40 "$f"; done
