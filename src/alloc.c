@@ -109,18 +109,21 @@ HK_API_FN(void *, realloc, (void *p, size_t size)) {
   }
   /* Keep the block when the new size still fits and does not waste more
    * than half of it. */
-  if (size <= old && size >= old / 2)
-    return p;
-  if (size > old && size > hk_options.large_threshold) {
-    /* A large block grows by moving its pages, not copying them, and
-     * without holding old and new at once. */
+  if (size > hk_options.large_threshold) {
     struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
     if (seg->kind == HK_SEG_LARGE) {
-      void *q = hk_large_grow((struct hk_large *)seg, p, size);
+      /* A large block stays large in place: it shrinks by unmapping its
+       * tail and grows into its mapping's slack, or by moving its pages
+       * (mremap), never by copying them. */
+      void *q = hk_large_resize((struct hk_large *)seg, p, size);
       if (q)
         return q;
     }
   }
+  /* Keep a small block when the new size still fits and does not waste
+   * more than half of it. */
+  if (size <= old && size >= old / 2)
+    return p;
   void *q = alloc_size(size);
   if (!q)
     return NULL;

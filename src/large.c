@@ -44,11 +44,33 @@ static void large_unmap(struct hk_large *l) {
   hk_stats_unmapped(size);
 }
 
-static struct hk_large *cache_take(size_t need) {
+static void decommit(struct hk_large *l) {
+  hk_os_decommit((void *)((uintptr_t)l + HK_PAGE_SIZE),
+                 l->map_size - HK_PAGE_SIZE);
+  l->decommitted = 1;
+}
+
+/* Gives back the pages of blocks cached for HAKMEM_PURGE_DELAY or longer
+ * (cache lock held). The cache is short, about 30 entries at most. */
+static void cache_purge(void) {
+  long delay = hk_options.purge_delay_ms;
+  if (delay < 0)
+    return;
+  uint32_t now = hk_os_now_ms();
+  for (struct hk_large *l = cache_tail; l; l = l->prev)
+    if (!l->decommitted && (uint32_t)(now - l->freed_ms) >= (uint32_t)delay)
+      decommit(l);
+}
+
+/* The best-fitting cached block for `need` bytes of mapping, or NULL;
+ * with `resident_only`, only one whose pages are still committed. */
+static struct hk_large *cache_take(size_t need, int resident_only) {
   struct hk_large *best = NULL;
   pthread_mutex_lock(&cache_lock);
+  cache_purge();
   for (struct hk_large *l = cache_head; l; l = l->next)
     if (l->map_size >= need && l->map_size <= HK_LARGE_REUSE_SLACK(need) &&
+        !(resident_only && l->decommitted) &&
         (!best || l->map_size < best->map_size))
       best = l;
   if (best)
@@ -66,7 +88,7 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
     return NULL;
   }
   size_t need = (offset + size + HK_REGION_MASK) & ~(size_t)HK_REGION_MASK;
-  struct hk_large *l = cache_take(need);
+  struct hk_large *l = cache_take(need, 0);
   int zeroed = 0;
   if (l) {
     hk_stats_sub(&hk_counters.large_cached_bytes, l->map_size);
@@ -141,9 +163,9 @@ void hk_large_free(struct hk_large *l, void *p, const char *fn) {
   }
   /* Cached blocks keep their region map entries, so a second free of one
    * is still recognised as ours and reported as a double free. Their pages
-   * go back to the OS: the cache saves the system calls of unmapping and
-   * mapping again, not the page faults, and so costs no RSS (keeping even
-   * a few MiB of them committed raised Python's peak RSS by a fifth). */
+   * stay for HAKMEM_PURGE_DELAY, so that a loop that frees and allocates
+   * big buffers does not fault them in again each time, and then go back
+   * to the OS (the cache keeps saving munmap and mmap). */
   struct hk_large *evict = NULL;
   pthread_mutex_lock(&cache_lock);
   l->state = HK_LARGE_CACHED;
@@ -155,18 +177,17 @@ void hk_large_free(struct hk_large *l, void *p, const char *fn) {
     cache_tail = l;
   cache_head = l;
   cache_bytes += l->map_size;
-  l->decommitted = 1;
+  l->decommitted = 0;
+  l->freed_ms = hk_os_now_ms();
   while (cache_bytes > limit) {
     struct hk_large *old = cache_tail;
     cache_unlink(old);
     old->next = evict;
     evict = old;
   }
-  /* Decommitting outside the lock would race with a thread taking the
-   * block from the cache; it is one madvise per large free. */
-  if (l->state == HK_LARGE_CACHED)
-    hk_os_decommit((void *)((uintptr_t)l + HK_PAGE_SIZE),
-                   l->map_size - HK_PAGE_SIZE);
+  /* Under the lock: another thread may take the block as soon as it is
+   * released. */
+  cache_purge();
   pthread_mutex_unlock(&cache_lock);
   hk_stats_add(&hk_counters.large_cached_bytes, l->map_size);
   while (evict) {
@@ -178,14 +199,43 @@ void hk_large_free(struct hk_large *l, void *p, const char *fn) {
   }
 }
 
-void *hk_large_grow(struct hk_large *l, void *p, size_t size) {
+void *hk_large_resize(struct hk_large *l, void *p, size_t size) {
   size_t offset = l->user - (uintptr_t)l;
-  if ((uintptr_t)p != l->user || size > SIZE_MAX / 4)
+  if ((uintptr_t)p != l->user || l->state != HK_LARGE_LIVE ||
+      size > SIZE_MAX / 4)
     return NULL;
   size_t need = (offset + size + HK_REGION_MASK) & ~(size_t)HK_REGION_MASK;
   size_t old_size = l->map_size;
-  /* The destination is reserved 2 MiB-aligned first, since the region map
-   * needs that and mremap alone would not give it. */
+  if (need <= old_size) {
+    /* Only a block that lost more than half its mapping gives the tail
+     * back: a buffer that shrinks a little will likely grow again. */
+    if (need < old_size / 2) {
+      uintptr_t tail = (uintptr_t)l + need;
+      hk_region_unregister(tail, old_size - need);
+      hk_os_unmap((void *)tail, old_size - need);
+      l->map_size = need;
+      hk_stats_unmapped(old_size - need);
+      hk_stats_sub(&hk_counters.large_bytes, old_size - need);
+    }
+    return p;
+  }
+  /* A freed block whose pages are still resident takes a copy for less
+   * than faulting in fresh pages would cost. */
+  struct hk_large *c = cache_take(need, 1);
+  if (c) {
+    hk_stats_sub(&hk_counters.large_cached_bytes, c->map_size);
+    c->decommitted = 0;
+    c->user = (uintptr_t)c + offset;
+    c->state = HK_LARGE_LIVE;
+    hk_stats_add(&hk_counters.large_bytes, c->map_size);
+    hk_stats_add(&hk_counters.large_count, 1);
+    memcpy((void *)c->user, p, old_size - offset);
+    hk_large_free(l, p, "realloc");
+    return (void *)c->user;
+  }
+  /* Otherwise the pages move. The destination is reserved 2 MiB-aligned
+   * first, since the region map needs that and mremap alone would not
+   * give it. */
   void *to = hk_os_map_aligned(need, HK_REGION_SIZE);
   if (!to)
     return NULL;

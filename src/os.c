@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 void *hk_os_map_aligned(size_t size, size_t align) {
@@ -53,6 +54,13 @@ int hk_os_decommit(void *addr, size_t size) {
   int rc = madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
   errno = saved;
   return rc;
+}
+
+uint32_t hk_os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint32_t)((uint64_t)ts.tv_sec * 1000u +
+                    (uint64_t)ts.tv_nsec / 1000000u);
 }
 
 void hk_os_write_stderr(const char *buf, size_t len) {

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal/options.h"
 #include "internal/os.h"
@@ -64,12 +63,6 @@ static void list_remove(struct hk_superslab **head, struct hk_superslab *ss) {
 // after the slab was released, checked whenever the pool is next used (there
 // is no background thread to do it on time).
 
-static uint32_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
-}
-
 static void slab_decommit(struct hk_slab *slab) {
   struct hk_superslab *ss = hk_slab_superslab(slab);
   uintptr_t base = hk_slab_base(slab);
@@ -96,7 +89,7 @@ static void dirty_mark(struct pool *pool, struct hk_superslab *ss, unsigned idx)
     pool->dirty = ss;
   }
   ss->dirty_mask |= 1u << idx;
-  ss->released_ms[idx] = now_ms();
+  ss->released_ms[idx] = hk_os_now_ms();
 }
 
 static void dirty_clear(struct pool *pool, struct hk_superslab *ss, unsigned idx) {
@@ -132,7 +125,7 @@ static void purge_if_due(struct pool *pool) {
   long delay = hk_options.purge_delay_ms;
   if (delay <= 0 || !pool->dirty)
     return;
-  uint32_t now = now_ms();
+  uint32_t now = hk_os_now_ms();
   /* Look a few times per delay, not on every pool operation. */
   if ((uint32_t)(now - pool->last_purge_ms) < (uint32_t)delay / 4 + 1)
     return;
@@ -267,7 +260,7 @@ size_t hk_superslab_trim(void) {
       }
       all_remove(pool, ss);
     }
-    released += purge(pool, now_ms(), 0);
+    released += purge(pool, hk_os_now_ms(), 0);
     pthread_mutex_unlock(&pool->lock);
     while (list) {
       struct hk_superslab *next = list->pool_next;

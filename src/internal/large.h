@@ -19,10 +19,11 @@ void hk_large_free(struct hk_large *l, void *p, const char *fn);
 /* Usable size of a live large block; 0 after reporting misuse for `fn`. */
 size_t hk_large_usable(struct hk_large *l, const void *p, const char *fn);
 
-/* Grows the live block `p` of `l` to at least `size` bytes by moving its
- * pages to a larger mapping (mremap, no copy). The new pointer, or NULL
- * (block untouched) if that could not be done. */
-void *hk_large_grow(struct hk_large *l, void *p, size_t size);
+/* Resizes the live block `p` of `l` to at least `size` bytes without
+ * copying: in place within its mapping (unmapping whole regions it no
+ * longer needs), or by moving its pages to a larger mapping (mremap). The
+ * new pointer, or NULL (block untouched) if that could not be done. */
+void *hk_large_resize(struct hk_large *l, void *p, size_t size);
 
 /* Unmaps every cached block. Returns the bytes released. */
 size_t hk_large_trim(void);

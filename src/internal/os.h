@@ -8,6 +8,7 @@
 #define HK_OS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define HK_PAGE_SIZE 4096
 
@@ -28,6 +29,10 @@ void hk_os_unmap(void *addr, size_t size);
 /* Gives the pages back to the OS but keeps the range mapped; the next touch
  * reads zeroes. Returns 0 or an errno value. */
 int hk_os_decommit(void *addr, size_t size);
+
+/* A millisecond clock for purge delays; wraps every 49 days, so compare
+ * differences, not values. */
+uint32_t hk_os_now_ms(void);
 
 /* Writes all of `len` bytes to fd 2 without allocating (async-signal-safe). */
 void hk_os_write_stderr(const char *buf, size_t len);

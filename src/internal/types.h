@@ -129,6 +129,7 @@ struct hk_large {
   uintptr_t user;  /* the pointer handed to the program */
   struct hk_large *next, *prev; /* cache links */
   uint32_t decommitted; /* cached with its pages (but the first) given back */
+  uint32_t freed_ms;    /* when it entered the cache */
 };
 
 #define HK_LARGE_HEADER 64
