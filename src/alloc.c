@@ -67,7 +67,7 @@ static size_t usable_size(const void *p, const char *fn) {
   }
   if (seg->kind == HK_SEG_SUPERSLAB) {
     struct hk_slab *s = hk_small_locate((struct hk_superslab *)seg, a, fn);
-    return s ? s->block_size : 0;
+    return s ? hk_slab_block_size(s) : 0;
   }
   return hk_large_usable((struct hk_large *)seg, p, fn);
 }

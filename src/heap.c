@@ -196,7 +196,7 @@ void *hk_small_alloc_slow(unsigned cls) {
   }
   struct hk_block *b = s->free;
   s->free = b->next;
-  s->used++;
+  hk_slab_set_used(s, hk_slab_used(s) + 1);
   b->free_tag = 0;
   return b;
 }
@@ -205,8 +205,8 @@ void *hk_small_alloc_slow(unsigned cls) {
 // Frees that leave the fast path
 
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
-  unsigned cls = s->class_idx;
-  if (s->used == 0 && s != h->cur[cls]) {
+  unsigned cls = hk_slab_class(s);
+  if (hk_slab_used(s) == 0 && s != h->cur[cls]) {
     queue_remove(s->list == HK_LIST_FULL ? &h->full[cls] : &h->avail[cls], s);
     heap_release_slab(h, s);
     return;
@@ -220,10 +220,11 @@ void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
 
 static void unstick(struct hk_slab *s) {
   pthread_mutex_lock(&abandoned_lock);
-  queue_remove(&stuck[s->class_idx], s);
+  unsigned cls = hk_slab_class(s);
+  queue_remove(&stuck[cls], s);
   s->list = HK_LIST_ADOPTABLE;
-  s->next = adoptable[s->class_idx];
-  adoptable[s->class_idx] = s;
+  s->next = adoptable[cls];
+  adoptable[cls] = s;
   pthread_mutex_unlock(&abandoned_lock);
 }
 
@@ -236,21 +237,18 @@ static void count(_Atomic uint64_t *c) {
  * it was the owner's and is done. */
 static int counted_free(struct hk_slab *s, struct hk_block *b) {
   struct hk_heap *h = hk_tls_heap;
-  unsigned cls = s->class_idx;
+  unsigned cls = hk_slab_class(s);
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) ==
       hk_owner_value(h)) {
     count(&h->frees[cls]);
     hk_free_local(h, s, b);
     return 1;
   }
-  if (h == &hk_heap_empty) {
-    atomic_fetch_add_explicit(&hk_counters.frees[cls], 1, memory_order_relaxed);
+  if (h == &hk_heap_empty)
     atomic_fetch_add_explicit(&hk_counters.remote_frees[cls], 1,
                               memory_order_relaxed);
-  } else {
-    count(&h->frees[cls]);
+  else
     count(&h->remote_frees[cls]);
-  }
   return 0;
 }
 
@@ -323,12 +321,12 @@ struct hk_heap *hk_heap_attach(void) {
 
 static void abandon_or_release(struct hk_slab *s) {
   hk_slab_collect(s);
-  if (s->used == 0) {
+  if (hk_slab_used(s) == 0) {
     heap_release_slab(NULL, s);
     return;
   }
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
-  unsigned cls = s->class_idx;
+  unsigned cls = hk_slab_class(s);
   pthread_mutex_lock(&abandoned_lock);
   struct hk_block *none = NULL;
   if (slab_has_blocks(s) ||
@@ -406,7 +404,8 @@ void hk_heap_detach(struct hk_heap *h) {
 void hk_heap_sum_frees(uint64_t *frees, uint64_t *remote_frees) {
   pthread_mutex_lock(&heaps_lock);
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
-    frees[c] = atomic_load_explicit(&hk_counters.frees[c], memory_order_relaxed);
+    frees[c] = atomic_load_explicit(&hk_counters.frees[c], memory_order_relaxed) +
+               atomic_load_explicit(&hk_counters.collected[c], memory_order_relaxed);
     remote_frees[c] =
         atomic_load_explicit(&hk_counters.remote_frees[c], memory_order_relaxed);
   }

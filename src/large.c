@@ -87,7 +87,10 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
     errno = ENOMEM;
     return NULL;
   }
-  size_t need = (offset + size + HK_REGION_MASK) & ~(size_t)HK_REGION_MASK;
+  /* At least one byte past the offset: with size 0 and an alignment of
+   * 2 MiB the block would otherwise start just past its own mapping. */
+  size_t need = (offset + (size ? size : 1) + HK_REGION_MASK) &
+                ~(size_t)HK_REGION_MASK;
   struct hk_large *l = cache_take(need, 0);
   int zeroed = 0;
   if (l) {
@@ -188,8 +191,11 @@ void hk_large_free(struct hk_large *l, void *p, const char *fn) {
   /* Under the lock: another thread may take the block as soon as it is
    * released. */
   cache_purge();
+  /* Read before unlocking: from then on another thread may take the block,
+   * or evict and unmap it. */
+  size_t cached = l->map_size;
   pthread_mutex_unlock(&cache_lock);
-  hk_stats_add(&hk_counters.large_cached_bytes, l->map_size);
+  hk_stats_add(&hk_counters.large_cached_bytes, cached);
   while (evict) {
     struct hk_large *next = evict->next;
     hk_stats_sub(&hk_counters.large_cached_bytes, evict->map_size);
@@ -204,7 +210,8 @@ void *hk_large_resize(struct hk_large *l, void *p, size_t size) {
   if ((uintptr_t)p != l->user || l->state != HK_LARGE_LIVE ||
       size > SIZE_MAX / 4)
     return NULL;
-  size_t need = (offset + size + HK_REGION_MASK) & ~(size_t)HK_REGION_MASK;
+  size_t need = (offset + (size ? size : 1) + HK_REGION_MASK) &
+                ~(size_t)HK_REGION_MASK;
   size_t old_size = l->map_size;
   if (need <= old_size) {
     /* Only a block that lost more than half its mapping gives the tail

@@ -121,18 +121,13 @@ struct live_count {
   uint64_t live[HK_CLASS_COUNT];
 };
 
-/* Blocks out with the program: a slab's `used` minus what waits in its
- * remote list. Owners run on while we look, so the walk is bounded. */
+/* Blocks out with the program, or freed by another thread and not yet
+ * collected by the slab's owner: a slab's `used`. The owners run on while
+ * this reads, so while other threads allocate the figure is approximate;
+ * at exit it is exact. */
 static void count_live(struct hk_slab *s, void *arg) {
   struct live_count *lc = arg;
-  uint64_t pending = 0;
-  struct hk_block *b = atomic_load_explicit(&s->remote, memory_order_acquire);
-  while (b && b != (struct hk_block *)1 && pending < s->capacity) {
-    pending++;
-    b = b->next;
-  }
-  uint64_t used = s->used;
-  lc->live[s->class_idx] += used > pending ? used - pending : 0;
+  lc->live[hk_slab_class(s)] += hk_slab_used(s);
 }
 
 static void report(int fd) {
@@ -154,7 +149,8 @@ static void report(int fd) {
     put_num(&o, hk_class_size[c]);
     put(&o, ":");
     if (hk_options.stats) {
-      /* Every malloc is either freed by now or still live. */
+      /* Every malloc is back on its slab's list by now (freed), or still
+       * counted in its slab's `used` (live). */
       put(&o, " allocs ");
       put_num(&o, frees[c] + lc.live[c]);
       put(&o, " frees ");

@@ -278,7 +278,7 @@ void hk_superslab_for_each_slab(void (*fn)(struct hk_slab *, void *), void *arg)
     pthread_mutex_lock(&pool->lock);
     for (struct hk_superslab *ss = pool->all; ss; ss = ss->all_next)
       for (unsigned i = 0; i < ss->slab_count; i++)
-        if (ss->slabs[i].block_size != 0)
+        if (hk_slab_block_size(&ss->slabs[i]) != 0)
           fn(&ss->slabs[i], arg);
     pthread_mutex_unlock(&pool->lock);
   }

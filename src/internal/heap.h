@@ -76,7 +76,7 @@ static inline void *hk_small_alloc(unsigned cls) {
   struct hk_block *b = s->free;
   if (__builtin_expect(b != NULL, 1)) {
     s->free = b->next;
-    s->used++;
+    hk_slab_set_used(s, hk_slab_used(s) + 1);
     b->free_tag = 0;
     return b;
   }
@@ -92,7 +92,8 @@ static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
   uintptr_t in_ss = a & HK_REGION_MASK;
   uintptr_t off = in_ss - s->start_off;
   uint64_t idx = ((uint64_t)off * s->div_magic) >> 40;
-  if (__builtin_expect(in_ss < s->start_off || idx * s->block_size != off ||
+  if (__builtin_expect(in_ss < s->start_off ||
+                           idx * hk_slab_block_size(s) != off ||
                            idx >= atomic_load_explicit(&s->carved,
                                                        memory_order_relaxed),
                        0)) {
@@ -109,9 +110,10 @@ static inline void hk_free_local(struct hk_heap *h, struct hk_slab *s,
   s->free = b;
   /* An empty slab that is still the current one stays put: alternating
    * malloc/free of one block must not leave the fast path. */
-  unsigned used = --s->used;
+  unsigned used = hk_slab_used(s) - 1;
+  hk_slab_set_used(s, used);
   if (__builtin_expect(s->list != HK_LIST_AVAIL, 0) ||
-      (__builtin_expect(used == 0, 0) && s != h->cur[s->class_idx]))
+      (__builtin_expect(used == 0, 0) && s != h->cur[hk_slab_class(s)]))
     hk_free_local_slow(h, s);
 }
 

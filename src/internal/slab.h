@@ -6,10 +6,26 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "os.h"
 #include "size_class.h"
+#include "stats.h"
 #include "superslab.h"
 #include "types.h"
+
+#define HK_RELAXED memory_order_relaxed
+static inline unsigned hk_slab_used(const struct hk_slab *s) {
+  return atomic_load_explicit(&s->used, HK_RELAXED);
+}
+static inline void hk_slab_set_used(struct hk_slab *s, unsigned v) {
+  atomic_store_explicit(&s->used, (uint16_t)v, HK_RELAXED);
+}
+static inline uint32_t hk_slab_block_size(const struct hk_slab *s) {
+  return atomic_load_explicit(&s->block_size, HK_RELAXED);
+}
+static inline unsigned hk_slab_class(const struct hk_slab *s) {
+  return atomic_load_explicit(&s->class_idx, HK_RELAXED);
+}
 
 extern uintptr_t hk_tag_secret;
 
@@ -39,13 +55,13 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
   uintptr_t start = hk_slab_index(s) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
   uint32_t bs = hk_class_size[cls];
   s->free = NULL;
-  s->used = 0;
+  hk_slab_set_used(s, 0);
   atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
   s->start_off = (uint32_t)(start - (uintptr_t)ss);
-  s->block_size = bs;
+  atomic_store_explicit(&s->block_size, bs, HK_RELAXED);
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = (((uint64_t)1 << HK_DIV_SHIFT) / bs) + 1;
-  s->class_idx = (uint8_t)cls;
+  atomic_store_explicit(&s->class_idx, (uint8_t)cls, HK_RELAXED);
   s->list = HK_LIST_AVAIL;
   s->next = s->prev = NULL;
   atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
@@ -56,12 +72,12 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
  * an unused slab are then reported instead of corrupting it. */
 static inline void hk_slab_reset(struct hk_slab *s) {
   atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-  s->block_size = 0;
+  atomic_store_explicit(&s->block_size, 0, HK_RELAXED);
   atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
   s->capacity = 0;
   s->div_magic = 0;
   s->free = NULL;
-  s->used = 0;
+  hk_slab_set_used(s, 0);
 }
 
 /* A stuck slab (abandoned, no free block) holds this in its remote list
@@ -85,7 +101,10 @@ static inline void hk_slab_collect(struct hk_slab *s) {
   }
   tail->next = s->free;
   s->free = list;
-  s->used = (uint16_t)(s->used - n);
+  hk_slab_set_used(s, hk_slab_used(s) - n);
+  if (__builtin_expect(hk_options.stats, 0))
+    atomic_fetch_add_explicit(&hk_counters.collected[hk_slab_class(s)], n,
+                              memory_order_relaxed);
 }
 
 /* Cuts a few more never-used blocks into the free list. Carving a page or
@@ -96,18 +115,19 @@ static inline int hk_slab_carve(struct hk_slab *s) {
   uint32_t left = (uint32_t)s->capacity - carved;
   if (left == 0)
     return 0;
-  uint32_t batch = (2 * HK_PAGE_SIZE) / s->block_size;
+  uint32_t bs = hk_slab_block_size(s);
+  uint32_t batch = (2 * HK_PAGE_SIZE) / bs;
   if (batch == 0)
     batch = 1;
   if (batch > left)
     batch = left;
   uintptr_t first = (uintptr_t)hk_slab_superslab(s) + s->start_off +
-                    (uintptr_t)carved * s->block_size;
+                    (uintptr_t)carved * bs;
   /* Carved blocks carry the free tag with its low bit flipped, so that a
    * free() of one that malloc never returned is caught (hk_small_free). */
   struct hk_block *b = (struct hk_block *)first;
   for (uint32_t i = 1; i < batch; i++) {
-    struct hk_block *n = (struct hk_block *)((uintptr_t)b + s->block_size);
+    struct hk_block *n = (struct hk_block *)((uintptr_t)b + bs);
     b->next = n;
     b->free_tag = hk_free_tag(b) ^ 1;
     b = n;

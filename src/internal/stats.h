@@ -20,10 +20,13 @@ struct hk_counters {
   _Atomic size_t peak_superslabs;
   _Atomic size_t large_allocs; /* with HAKMEM_STATS only */
   _Atomic size_t large_frees;
-  /* Frees counted with HAKMEM_STATS: heaps add theirs here when their
-   * thread exits, and threads without a heap count here directly. */
+  /* Counted with HAKMEM_STATS: frees by a block's owner (heaps add theirs
+   * here when their thread exits), remote frees (by the freeing thread)
+   * and remote frees collected by an owner; a block is freed for the
+   * report once it is back on its slab's own list. */
   _Atomic uint64_t frees[HK_CLASS_COUNT];
   _Atomic uint64_t remote_frees[HK_CLASS_COUNT];
+  _Atomic uint64_t collected[HK_CLASS_COUNT];
 };
 
 extern struct hk_counters hk_counters;

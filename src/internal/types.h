@@ -86,11 +86,14 @@ struct hk_slab {
   uint64_t div_magic; /* offset * div_magic >> 40 == offset / block_size */
   struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
   uint32_t start_off;  /* block 0's offset from the SuperSlab */
-  uint32_t block_size; /* 0 while the slab is unused */
-  uint16_t used;     /* blocks out with the program or in the remote list */
+  /* used, block_size and class_idx are the owner's to write, but are read
+   * by remote frees (block_size) and by statistics reports (all three):
+   * relaxed atomics, which compile to plain loads and stores. */
+  _Atomic uint32_t block_size; /* 0 while the slab is unused */
+  _Atomic uint16_t used; /* blocks out with the program or in the remote list */
   _Atomic uint16_t carved; /* blocks ever cut; read by remote frees */
   uint16_t capacity;
-  uint8_t class_idx;
+  _Atomic uint8_t class_idx;
   uint8_t list; /* enum hk_slab_list: where the slab is queued */
 } __attribute__((aligned(64)));
 

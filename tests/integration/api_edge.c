@@ -417,6 +417,30 @@ static void check_aligned_set(struct aligned_block *b, size_t n,
     }
 }
 
+/* Size 0 with alignments of 2 MiB and more: the block must still lie
+ * inside what the allocator mapped for it (it once started one byte past
+ * its mapping, and the next free() of it was refused as not ours). */
+START_TEST(aligned_size_zero)
+{
+    static const size_t aligns[] = {4096, 1u << 20, 2u << 20, 4u << 20,
+                                    8u << 20};
+    for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+        void *p = NULL;
+        ck_assert_int_eq(call_posix_memalign(&p, aligns[i], 0), 0);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % aligns[i], 0);
+        (void)call_usable(p);
+        call_free(p);
+        void *q = call_memalign(aligns[i], 0);
+        ck_assert_ptr_nonnull(q);
+        ck_assert_uint_eq((uintptr_t)q % aligns[i], 0);
+        void *r = call_realloc(q, 100);
+        ck_assert_ptr_nonnull(r);
+        call_free(r);
+    }
+}
+END_TEST
+
 START_TEST(posix_memalign_alignments)
 {
     struct aligned_block b[32 * ALIGN_SIZES];
@@ -1023,6 +1047,7 @@ static Suite *api_edge_suite(void)
     tcase_add_test(tc, posix_memalign_einval);
     tcase_add_test(tc, posix_memalign_enomem);
     tcase_add_test(tc, posix_memalign_alignments);
+    tcase_add_test(tc, aligned_size_zero);
     tcase_add_test(tc, aligned_alloc_alignments);
     tcase_add_test(tc, aligned_alloc_bad_alignment);
     tcase_add_test(tc, memalign_alignments);
