@@ -23,16 +23,9 @@ cxx=${CXX:-g++}
 limit=${REAL_TIMEOUT:-300}
 units=30
 
-bail() {
-    echo "Bail out! $*"
-    exit 1
-}
-
-[ -f "$lib" ] || bail "hakmem library $lib not found (set HAKMEM_LIB)"
-lib=$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")
-case $lib in
-    *[[:space:]:]*) bail "library path '$lib' contains a space or colon, which LD_PRELOAD cannot carry" ;;
-esac
+# shellcheck source=tests/real/lib.sh
+. "$(dirname "$0")/lib.sh"
+hk_real_library
 command -v "$cc" >/dev/null 2>&1 || bail "$cc not found"
 command -v "$cxx" >/dev/null 2>&1 || bail "$cxx not found"
 
@@ -45,21 +38,6 @@ trap 'rm -rf "$tmp"' EXIT
 ulimit -c 0 2>/dev/null || true
 src=$tmp/src
 mkdir "$src" "$tmp/glibc" "$tmp/hakmem"
-
-n=0
-failed=0
-ok() {
-    n=$((n + 1))
-    echo "ok $n - $*"
-}
-not_ok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $*"
-}
-note() {
-    awk '{ print "# " $0 }'
-}
 
 # ---------------------------------------------------------------------------
 # The generated C program: a shared header, a small growable array module,
@@ -482,17 +460,6 @@ build_cxx() {
     : >"$dir/cxx.err"
     tool "$dir/cxx" "$@" -- "$cxx" -std=c++17 -O2 -Wall -Wextra -c containers.cc -o "$dir/containers.o" || return
     tool "$dir/cxx" "$@" -- "$cxx" -O2 -o "$dir/cxxprog" "$dir/containers.o" || return
-}
-
-# describe STATUS: how a process ended, from the status bash reports.
-describe() {
-    if [ "$1" -eq 124 ]; then
-        echo "timed out after ${limit}s"
-    elif [ "$1" -gt 128 ]; then
-        echo "killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"
-    else
-        echo "exit status $1"
-    fi
 }
 
 # check_build WHAT DIR LABEL [VAR=VALUE...]: runs build_WHAT and emits one

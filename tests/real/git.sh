@@ -26,52 +26,20 @@ limit=${REAL_TIMEOUT:-300}
 files=400
 commits=40
 
-bail() {
-    echo "Bail out! $*"
-    exit 1
-}
+# shellcheck source=tests/real/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # The reference run must really be on glibc, even when this script itself
 # was started under a preloaded allocator.
 unset LD_PRELOAD
 
-[ -f "$lib" ] || bail "hakmem library $lib not found (set HAKMEM_LIB)"
-lib=$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")
-case $lib in
-    *[[:space:]:]*) bail "library path '$lib' contains a space or colon, which LD_PRELOAD cannot carry" ;;
-esac
+hk_real_library
 command -v "$git" >/dev/null 2>&1 || bail "$git not installed (Debian package: git)"
 git=$(command -v "$git")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-git.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 ulimit -c 0 2>/dev/null || true
-
-n=0
-failed=0
-ok() {
-    n=$((n + 1))
-    echo "ok $n - $*"
-}
-not_ok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $*"
-}
-note() {
-    awk '{ print "# " $0 }'
-}
-
-# describe STATUS: how a process ended, from the status bash reports.
-describe() {
-    if [ "$1" -eq 124 ]; then
-        echo "timed out after ${limit}s"
-    elif [ "$1" -gt 128 ]; then
-        echo "killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"
-    else
-        echo "exit status $1"
-    fi
-}
 
 # Nothing from the user's or the system's configuration may differ between
 # the runs or leak into them; identity and time are fixed.

@@ -23,20 +23,14 @@ limit=${REAL_TIMEOUT:-300}
 here=$(cd "$(dirname "$0")" && pwd)
 workload=$here/workload.py
 
-bail() {
-    echo "Bail out! $*"
-    exit 1
-}
-
 # The reference runs must really be on glibc, even when this script itself
 # was started under a preloaded allocator.
+# shellcheck source=tests/real/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 unset LD_PRELOAD
 
-[ -f "$lib" ] || bail "hakmem library $lib not found (set HAKMEM_LIB)"
-lib=$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")
-case $lib in
-    *[[:space:]:]*) bail "library path '$lib' contains a space or colon, which LD_PRELOAD cannot carry" ;;
-esac
+hk_real_library
 [ -r "$workload" ] || bail "cannot read $workload"
 command -v "$python" >/dev/null 2>&1 || bail "$python not found; this test needs a Python 3 interpreter"
 
@@ -50,21 +44,6 @@ python=$("$python" -c 'import sys; assert sys.version_info >= (3, 6); print(sys.
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-python.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 ulimit -c 0 2>/dev/null || true
-
-n=0
-failed=0
-ok() {
-    n=$((n + 1))
-    echo "ok $n - $*"
-}
-not_ok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $*"
-}
-note() {
-    awk '{ print "# " $0 }'
-}
 
 # Same hash seed everywhere, so nothing the workload does can vary
 # between runs for reasons that have nothing to do with the allocator.

@@ -34,20 +34,14 @@ limit=${REAL_TIMEOUT:-300}
 host=127.0.0.1
 requests=20000
 
-bail() {
-    echo "Bail out! $*"
-    exit 1
-}
-
 # The reference server must really be on glibc, even when this script
 # itself was started under a preloaded allocator.
+# shellcheck source=tests/real/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 unset LD_PRELOAD
 
-[ -f "$lib" ] || bail "hakmem library $lib not found (set HAKMEM_LIB)"
-lib=$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")
-case $lib in
-    *[[:space:]:]*) bail "library path '$lib' contains a space or colon, which LD_PRELOAD cannot carry" ;;
-esac
+hk_real_library
 command -v "$server" >/dev/null 2>&1 || bail "$server not installed (Debian package: redis-server)"
 command -v "$cli" >/dev/null 2>&1 || bail "$cli not installed (Debian package: redis-tools)"
 command -v "$bench" >/dev/null 2>&1 || bail "$bench not installed (Debian package: redis-tools)"
@@ -65,20 +59,6 @@ cleanup() {
 trap cleanup EXIT
 ulimit -c 0 2>/dev/null || true
 
-n=0
-failed=0
-ok() {
-    n=$((n + 1))
-    echo "ok $n - $*"
-}
-not_ok() {
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $*"
-}
-note() {
-    awk '{ print "# " $0 }'
-}
 check() {
     local label=$1
     shift
