@@ -54,7 +54,7 @@ static inline __attribute__((always_inline)) void free_ptr(void *p,
     hk_report_misuse(fn, "invalid pointer", p);
     return;
   }
-  hk_large_free((struct hk_large *)seg, p, fn);
+  hk_large_free((struct hk_large_chunk *)seg, p, fn);
 }
 
 /* Usable size of a block we own; 0 after reporting misuse for `fn`. */
@@ -69,7 +69,7 @@ static size_t usable_size(const void *p, const char *fn) {
     struct hk_slab *s = hk_small_locate((struct hk_superslab *)seg, a, fn);
     return s ? hk_slab_block_size(s) : 0;
   }
-  return hk_large_usable((struct hk_large *)seg, p, fn);
+  return hk_large_usable((struct hk_large_chunk *)seg, p, fn);
 }
 
 HK_API_FN(void *, malloc, (size_t size)) { return alloc_size(size); }
@@ -107,15 +107,12 @@ HK_API_FN(void *, realloc, (void *p, size_t size)) {
     errno = EINVAL;
     return NULL;
   }
-  /* Keep the block when the new size still fits and does not waste more
-   * than half of it. */
   if (size > hk_options.large_threshold) {
     struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
     if (seg->kind == HK_SEG_LARGE) {
-      /* A large block stays large in place: it shrinks by unmapping its
-       * tail and grows into its mapping's slack, or by moving its pages
-       * (mremap), never by copying them. */
-      void *q = hk_large_resize((struct hk_large *)seg, p, size);
+      /* A large block shrinks by giving its tail back and grows into the
+       * free pages after it, without a copy when it can. */
+      void *q = hk_large_resize((struct hk_large_chunk *)seg, p, size);
       if (q)
         return q;
     }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "internal/hardened.h"
 #include "internal/init.h"
 #include "internal/options.h"
 #include "internal/os.h"
@@ -161,6 +162,51 @@ static struct hk_slab *heap_find_slab(struct hk_heap *h, unsigned cls) {
   return heap_fresh_slab(h, cls);
 }
 
+/* Inlined into alloc_slow, which the default mode takes once per carve
+ * batch; hk_heap_refill is the same out of line, for hardened.c. */
+static inline __attribute__((always_inline)) struct hk_slab *
+refill(struct hk_heap *h, struct hk_slab **cur, unsigned cls) {
+  struct hk_slab *s = *cur;
+  if (s != &hk_empty_slab) {
+    hk_slab_collect(s);
+    if (!s->free)
+      hk_slab_carve(s);
+    if (s->free)
+      return s;
+    s->list = HK_LIST_FULL;
+    queue_push(&h->full[cls], s);
+    *cur = &hk_empty_slab;
+  }
+  s = heap_find_slab(h, cls);
+  if (!s) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (!s->free)
+    hk_slab_carve(s);
+  *cur = s;
+  return s;
+}
+
+struct hk_slab *hk_heap_refill(struct hk_heap *h, struct hk_slab **cur,
+                               unsigned cls) {
+  return refill(h, cur, cls);
+}
+
+/* Out of line so that hk_small_alloc_slow saves no registers before it
+ * knows which mode it serves. */
+static __attribute__((noinline)) void *alloc_slow(struct hk_heap *h,
+                                                  unsigned cls) {
+  struct hk_slab *s = refill(h, &h->cur[cls], cls);
+  if (!s)
+    return NULL;
+  struct hk_block *b = s->free;
+  s->free = b->next;
+  hk_slab_set_used(s, hk_slab_used(s) + 1);
+  b->free_tag = 0;
+  return b;
+}
+
 void *hk_small_alloc_slow(unsigned cls) {
   struct hk_heap *h = hk_tls_heap;
   if (h == &hk_heap_empty) {
@@ -170,35 +216,10 @@ void *hk_small_alloc_slow(unsigned cls) {
       return NULL;
     }
   }
-  struct hk_slab *s = h->cur[cls];
-  if (s != &hk_empty_slab) {
-    hk_slab_collect(s);
-    if (!s->free)
-      hk_slab_carve(s);
-    if (!s->free) {
-      s->list = HK_LIST_FULL;
-      queue_push(&h->full[cls], s);
-      h->cur[cls] = &hk_empty_slab;
-      s = NULL;
-    }
-  } else {
-    s = NULL;
-  }
-  if (!s) {
-    s = heap_find_slab(h, cls);
-    if (!s) {
-      errno = ENOMEM;
-      return NULL;
-    }
-    if (!s->free)
-      hk_slab_carve(s);
-    h->cur[cls] = s;
-  }
-  struct hk_block *b = s->free;
-  s->free = b->next;
-  hk_slab_set_used(s, hk_slab_used(s) + 1);
-  b->free_tag = 0;
-  return b;
+  /* HAKMEM_HARDENED: every malloc comes here (see hk_heap.hard_cur). */
+  if (__builtin_expect(hk_options.hardened, 0))
+    return hk_hardened_alloc(h, cls);
+  return alloc_slow(h, cls);
 }
 
 // ---------------------------------------------------------------------------
@@ -206,7 +227,9 @@ void *hk_small_alloc_slow(unsigned cls) {
 
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
   unsigned cls = hk_slab_class(s);
-  if (hk_slab_used(s) == 0 && s != h->cur[cls]) {
+  struct hk_slab *cur =
+      hk_options.hardened ? h->hard_cur[cls] : h->cur[cls];
+  if (hk_slab_used(s) == 0 && s != cur) {
     queue_remove(s->list == HK_LIST_FULL ? &h->full[cls] : &h->avail[cls], s);
     heap_release_slab(h, s);
     return;
@@ -233,17 +256,24 @@ static void count(_Atomic uint64_t *c) {
                         memory_order_relaxed);
 }
 
-/* HAKMEM_STATS: every free comes here (see hk_owner_value). Returns 1 if
- * it was the owner's and is done. */
-static int counted_free(struct hk_slab *s, struct hk_block *b) {
+/* HAKMEM_STATS and HAKMEM_HARDENED: every free comes here (see
+ * hk_owner_value), the owner's too. Returns 1 if it was the owner's and is
+ * done. */
+static int owner_free(struct hk_slab *s, struct hk_block *b) {
   struct hk_heap *h = hk_tls_heap;
   unsigned cls = hk_slab_class(s);
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) ==
       hk_owner_value(h)) {
-    count(&h->frees[cls]);
-    hk_free_local(h, s, b);
+    if (hk_options.stats)
+      count(&h->frees[cls]);
+    if (hk_options.hardened)
+      hk_hardened_free_local(h, s, b);
+    else
+      hk_free_local(h, s, b);
     return 1;
   }
+  if (!hk_options.stats)
+    return 0;
   if (h == &hk_heap_empty)
     atomic_fetch_add_explicit(&hk_counters.remote_frees[cls], 1,
                               memory_order_relaxed);
@@ -253,12 +283,16 @@ static int counted_free(struct hk_slab *s, struct hk_block *b) {
 }
 
 void hk_free_remote(struct hk_slab *s, struct hk_block *b) {
-  if (__builtin_expect(hk_options.stats, 0) && counted_free(s, b))
+  if (__builtin_expect(hk_options.hardened, 0) &&
+      !hk_hardened_free_check(s, b))
+    return;
+  if (__builtin_expect(hk_options.stats | hk_options.hardened, 0) &&
+      owner_free(s, b))
     return;
   struct hk_block *head =
       atomic_load_explicit(&s->remote, memory_order_relaxed);
   do {
-    b->next = head == HK_REMOTE_STUCK ? NULL : head;
+    b->next = hk_slab_link(b, head == HK_REMOTE_STUCK ? NULL : head);
   } while (!atomic_compare_exchange_weak_explicit(
       &s->remote, &head, b, memory_order_release, memory_order_relaxed));
   /* Past the CAS the owner may collect our block, empty the slab and unmap
@@ -299,7 +333,7 @@ static struct hk_heap *heap_new(void) {
   /* A reused heap's counters were moved to the totals when it was left. */
   memset(h, 0, offsetof(struct hk_heap, all_next));
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++)
-    h->cur[c] = &hk_empty_slab;
+    h->cur[c] = h->hard_cur[c] = &hk_empty_slab;
   return h;
 }
 
@@ -371,6 +405,9 @@ void hk_heap_detach(struct hk_heap *h) {
     if (h->cur[c] != &hk_empty_slab)
       abandon_or_release(h->cur[c]);
     h->cur[c] = &hk_empty_slab;
+    if (h->hard_cur[c] != &hk_empty_slab)
+      abandon_or_release(h->hard_cur[c]);
+    h->hard_cur[c] = &hk_empty_slab;
     while ((s = queue_pop(&h->avail[c])) != NULL)
       abandon_or_release(s);
     while ((s = queue_pop(&h->full[c])) != NULL)

@@ -14,6 +14,7 @@
 #include <sys/auxv.h>
 #include <sys/single_threaded.h>
 
+#include "internal/crash.h"
 #include "internal/heap.h"
 #include "internal/large.h"
 #include "internal/options.h"
@@ -77,6 +78,7 @@ void hk_init_slow(void) {
     hk_options_init();
     if (hk_options.verbose)
       hk_options_print();
+    hk_crash_handler_install();
     hk_tag_secret = random_secret();
     pthread_key_create(&thread_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);

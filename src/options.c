@@ -43,7 +43,7 @@ static const struct knob knobs[K_COUNT] = {
 
 struct hk_options hk_options = {
     .use_superslab = 1,
-    .large_cache_bytes = 64u << 20,
+    .large_cache_bytes = 128u << 20,
     .large_threshold = HK_MEDIUM_MAX,
     .purge_delay_ms = 100,
     .heap_empty_slabs = 4,
@@ -193,6 +193,7 @@ void hk_options_init(void) {
   o.stats = num[K_STATS] != 0;
   o.stats_file = *knob_text[K_STATS_FILE] ? knob_text[K_STATS_FILE] : NULL;
   o.verbose = num[K_VERBOSE] != 0;
+  o.hardened = num[K_HARDENED] != 0;
   o.invalid_free_warn = num[K_INVALID_FREE] == 1;
   o.purge_delay_ms = num[K_PURGE_DELAY];
   o.large_cache_bytes = size[K_LARGE_CACHE];

@@ -35,9 +35,14 @@ void *hk_os_map_aligned(size_t size, size_t align) {
   return (void *)aligned;
 }
 
-int hk_os_move(void *old, size_t old_size, void *to, size_t new_size) {
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4 /* Linux 5.7; older headers lack it */
+#endif
+
+int hk_os_move(void *old, size_t size, void *to) {
   int saved = errno;
-  void *r = mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  void *r = mremap(old, size, size,
+                   MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
   int rc = r == MAP_FAILED ? errno : 0;
   errno = saved;
   return rc;

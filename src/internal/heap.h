@@ -31,6 +31,9 @@ struct hk_heap {
   struct hk_slab_queue full[HK_CLASS_COUNT];  /* slabs with none (maybe remote) */
   struct hk_slab *empty[HK_GEOM_COUNT];       /* unused slabs kept for reuse */
   unsigned empty_count[HK_GEOM_COUNT];
+  /* HAKMEM_HARDENED: the current slabs, kept out of `cur` (which then
+   * stays at hk_empty_slab) so that every malloc leaves the fast path. */
+  struct hk_slab *hard_cur[HK_CLASS_COUNT];
   struct hk_heap *next_free;
   struct hk_heap *all_next; /* every heap ever made; heaps are never unmapped */
   /* HAKMEM_STATS counters, written by this heap's thread only. */
@@ -39,10 +42,13 @@ struct hk_heap {
 };
 
 /* What a slab's owner field holds for heap h: h itself, or with
- * HAKMEM_STATS h with its low bit set, so that no free matches the fast
- * path's owner test and every free is counted out of line. */
+ * HAKMEM_STATS or HAKMEM_HARDENED h with its low bit set, so that no free
+ * matches the fast path's owner test and every free is counted, or
+ * checked, out of line. */
 static inline struct hk_heap *hk_owner_value(struct hk_heap *h) {
-  return hk_options.stats ? (struct hk_heap *)((uintptr_t)h | 1) : h;
+  return hk_options.stats | hk_options.hardened
+             ? (struct hk_heap *)((uintptr_t)h | 1)
+             : h;
 }
 
 /* Sums every heap's free counters into the arrays (HAKMEM_STATS). */
@@ -56,6 +62,11 @@ extern __thread struct hk_heap *hk_tls_heap
     __attribute__((tls_model("initial-exec")));
 
 void *hk_small_alloc_slow(unsigned cls);
+/* Makes *cur (h->cur[cls] or h->hard_cur[cls]) a slab of the class with a
+ * free block: collects or carves the current one, or retires it and finds
+ * another. NULL with errno ENOMEM when no memory is left. */
+struct hk_slab *hk_heap_refill(struct hk_heap *h, struct hk_slab **cur,
+                               unsigned cls);
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s);
 void hk_free_remote(struct hk_slab *s, struct hk_block *b);
 

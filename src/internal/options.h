@@ -11,6 +11,7 @@ struct hk_options {
   int stats;                   /* HAKMEM_STATS */
   const char *stats_file;      /* HAKMEM_STATS_FILE, NULL for stderr */
   int verbose;                 /* HAKMEM_VERBOSE */
+  int hardened;                /* HAKMEM_HARDENED */
   int invalid_free_warn;       /* HAKMEM_INVALID_FREE=warn */
   long purge_delay_ms;         /* HAKMEM_PURGE_DELAY, -1 never */
   size_t large_cache_bytes;    /* HAKMEM_LARGE_CACHE */

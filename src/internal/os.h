@@ -17,11 +17,11 @@
  * the OS refuses. */
 void *hk_os_map_aligned(size_t size, size_t align);
 
-/* Moves the pages of [old, old+old_size) to `to`, which the caller mapped
- * with hk_os_map_aligned(new_size, ...), without copying them; the old
- * range is unmapped. Returns 0 or an errno value (and then nothing moved,
- * `to` is still mapped). */
-int hk_os_move(void *old, size_t old_size, void *to, size_t new_size);
+/* Moves the pages of [old, old+size) to [to, to+size), both mapped by us,
+ * without copying them; the old range stays mapped and reads as zeroes.
+ * Returns 0, or an errno value (EINVAL before Linux 5.7) and then nothing
+ * moved. */
+int hk_os_move(void *old, size_t size, void *to);
 
 /* Unmaps what hk_os_map_aligned returned (or a page-aligned part of it). */
 void hk_os_unmap(void *addr, size_t size);

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "hardened.h"
 #include "options.h"
 #include "os.h"
 #include "size_class.h"
@@ -62,6 +63,8 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = (((uint64_t)1 << HK_DIV_SHIFT) / bs) + 1;
   atomic_store_explicit(&s->class_idx, (uint8_t)cls, HK_RELAXED);
+  if (__builtin_expect(hk_options.hardened, 0))
+    hk_hardened_slab_init(s);
   s->list = HK_LIST_AVAIL;
   s->next = s->prev = NULL;
   atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
@@ -93,6 +96,10 @@ static inline void hk_slab_collect(struct hk_slab *s) {
       atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
   if (!list)
     return;
+  if (__builtin_expect(hk_options.hardened, 0)) {
+    hk_hardened_collect(s, list);
+    return;
+  }
   uint32_t n = 1;
   struct hk_block *tail = list;
   while (tail->next) {
@@ -105,6 +112,14 @@ static inline void hk_slab_collect(struct hk_slab *s) {
   if (__builtin_expect(hk_options.stats, 0))
     atomic_fetch_add_explicit(&hk_counters.collected[hk_slab_class(s)], n,
                               memory_order_relaxed);
+}
+
+/* What a free block's first word holds for a link to `next`. */
+static inline struct hk_block *hk_slab_link(const struct hk_block *b,
+                                            const struct hk_block *next) {
+  if (__builtin_expect(hk_options.hardened, 0))
+    return hk_list_encode(b, next);
+  return (struct hk_block *)next;
 }
 
 /* Cuts a few more never-used blocks into the free list. Carving a page or
@@ -134,6 +149,8 @@ static inline int hk_slab_carve(struct hk_slab *s) {
   }
   b->next = s->free;
   b->free_tag = hk_free_tag(b) ^ 1;
+  if (__builtin_expect(hk_options.hardened, 0))
+    hk_hardened_encode_run((struct hk_block *)first, batch, bs);
   s->free = (struct hk_block *)first;
   atomic_store_explicit(&s->carved, (uint16_t)(carved + batch),
                         memory_order_relaxed);

@@ -9,8 +9,8 @@
  *   +-----------+------------------+------------------+-----+
  *   ^ ptr & ~(2 MiB - 1) finds the header, the region map proves it is ours.
  *
- *   Large block (kind HK_SEG_LARGE): its own 2 MiB-aligned mapping, a
- *   header at the start, the user block after it.
+ *   Large chunk (kind HK_SEG_LARGE): a 2 MiB-aligned mapping of 64 MiB
+ *   or more, a page map at the start, large blocks as page runs after it.
  *
  * Every 2 MiB region we own has an entry in the region map (region_map.h)
  * that points at the segment header covering it; anything else is not ours.
@@ -120,22 +120,7 @@ struct hk_superslab {
 _Static_assert(sizeof(struct hk_superslab) <= HK_SLAB0_DATA_OFFSET,
                "SuperSlab header must fit in slab 0's first page");
 
-enum hk_large_state {
-  HK_LARGE_LIVE = 1,
-  HK_LARGE_CACHED = 2,
-};
-
-struct hk_large {
-  struct hk_segment seg;
-  uint32_t state;
-  size_t map_size; /* bytes mapped, a multiple of HK_REGION_SIZE */
-  uintptr_t user;  /* the pointer handed to the program */
-  struct hk_large *next, *prev; /* cache links */
-  uint32_t decommitted; /* cached with its pages (but the first) given back */
-  uint32_t freed_ms;    /* when it entered the cache */
-};
-
-#define HK_LARGE_HEADER 64
-_Static_assert(sizeof(struct hk_large) <= HK_LARGE_HEADER, "large header");
+/* The large tier's chunk header: internal/large_chunk.h. */
+struct hk_large_chunk;
 
 #endif

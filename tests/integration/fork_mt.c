@@ -5,6 +5,13 @@
  * allocated, and start threads of its own.  The classic failure is a child
  * deadlocked on an allocator lock held by a thread that does not exist in
  * it; a bounded wait turns that into a reported failure, not a hung run.
+ *
+ * 1,000 forks in all: FORKS_FROM_MAIN from the main thread while two
+ * workers allocate, free, and free each other's blocks, then
+ * FORKS_FROM_THREAD from a secondary thread while the main thread joins
+ * in.  Every child checks and frees what it inherited, allocates tiny,
+ * medium and large blocks of its own and exits with _exit(); the parent
+ * checks every child's exit status.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -29,6 +36,10 @@
 #include "preloaded.h"
 
 #define NWORKERS 2
+#define FORKS_FROM_MAIN 800
+#define FORKS_FROM_THREAD 200
+_Static_assert(FORKS_FROM_MAIN + FORKS_FROM_THREAD >= 1000,
+               "the requirement is 1,000 forks");
 #define INHERITED_PER_WORKER 32
 #define WORKER_SLOTS 64
 /* Forks begin only once every worker is well into its loop. */
@@ -62,6 +73,23 @@ static pthread_barrier_t start_barrier;
 /* Written before start_barrier, read-only afterwards, in parent and child. */
 static struct block inherited[NWORKERS * INHERITED_PER_WORKER];
 
+/*
+ * Cross-thread frees: allocating thread `id` deposits blocks in
+ * mailbox[id], and its peer takes them out and frees them.  A block in a
+ * mailbox describes itself (struct parcel at its start, the pattern after
+ * it), so whoever takes it can check it.  A child inherits the mailboxes
+ * as the fork found them: every block still in one is complete (published
+ * by the exchange after it was filled) and belongs to a thread the child
+ * does not have.
+ */
+#define MAILBOX_SLOTS 16
+struct parcel {
+    uint64_t n;   /* bytes of the whole block */
+    uint64_t key; /* pat_key(block, n, PARCEL_SEED) */
+};
+#define PARCEL_SEED 0x9A4CE1
+static _Atomic(struct parcel *) mailbox[NWORKERS + 1][MAILBOX_SLOTS];
+
 static int fill_new(struct block *b, size_t n, uint64_t seed)
 {
     b->p = malloc(n);
@@ -92,6 +120,29 @@ static void worker_fail(int id, const char *fmt, ...)
     atomic_store(&worker_failed[id], true);
 }
 
+static struct parcel *parcel_new(size_t n)
+{
+    struct parcel *p;
+
+    if (n < sizeof(*p))
+        n = sizeof(*p);
+    p = malloc(n);
+    if (p == NULL)
+        return NULL;
+    p->n = n;
+    p->key = pat_key(p, n, PARCEL_SEED);
+    pat_fill(p, sizeof(*p), n, p->key);
+    return p;
+}
+
+/* Checks a parcel's header before trusting its size, then its bytes. */
+static int parcel_intact(const struct parcel *p)
+{
+    return p->n >= sizeof(*p) && p->n <= 2 * 1024 * 1024 &&
+           p->key == pat_key(p, p->n, PARCEL_SEED) &&
+           pat_check(p, sizeof(*p), p->n, p->key) == PAT_NONE;
+}
+
 /* Mostly small, some medium, now and then a block big enough to be mapped. */
 static size_t pick_size(uint64_t *rng)
 {
@@ -111,12 +162,36 @@ static void alloc_loop(int id)
 {
     struct block slots[WORKER_SLOTS];
     uint64_t rng = pat_mix(0xF0F0u + (uint64_t)id) | 1;
+    /* Whose parcels this thread frees: the other worker's; the main
+     * thread (id NWORKERS) takes worker 1's. */
+    int peer = (id + 1) % NWORKERS;
 
     memset(slots, 0, sizeof(slots));
     while (!atomic_load_explicit(&stop_workers, memory_order_relaxed) &&
            !atomic_load_explicit(&worker_failed[id], memory_order_relaxed)) {
-        struct block *s = &slots[pat_rand(&rng) % WORKER_SLOTS];
-        if (s->p != NULL) {
+        uint64_t r = pat_rand(&rng);
+        struct block *s = &slots[r % WORKER_SLOTS];
+        if (r % 4 == 0) {
+            /* One op in four goes through the mailboxes: deposit a new
+             * block (freeing our own that it replaces), then take and free
+             * one of the peer's. */
+            unsigned k = (unsigned)(r >> 16) % MAILBOX_SLOTS;
+            size_t n = pick_size(&rng);
+            struct parcel *mine = parcel_new(n);
+            if (mine == NULL) {
+                worker_fail(id, "malloc(%zu) returned NULL", n);
+                break;
+            }
+            struct parcel *old = atomic_exchange(&mailbox[id][k], mine);
+            struct parcel *theirs = atomic_exchange(&mailbox[peer][k], NULL);
+            if (old != NULL && !parcel_intact(old))
+                worker_fail(id, "own %zu-byte parcel corrupted",
+                            (size_t)old->n);
+            if (theirs != NULL && !parcel_intact(theirs))
+                worker_fail(id, "thread %d's parcel corrupted", peer);
+            free(old);
+            free(theirs);
+        } else if (s->p != NULL) {
             if (!intact(s))
                 worker_fail(id, "%zu-byte block corrupted", s->n);
             free(s->p);
@@ -146,6 +221,21 @@ static void *worker(void *arg)
     pthread_barrier_wait(&start_barrier);
     alloc_loop(id);
     return NULL;
+}
+
+/* Takes every parcel out of the mailboxes and frees it; 0 if one was bad. */
+static int drain_mailboxes(void)
+{
+    int ok = 1;
+
+    for (int id = 0; id <= NWORKERS; id++)
+        for (int k = 0; k < MAILBOX_SLOTS; k++) {
+            struct parcel *p = atomic_exchange(&mailbox[id][k], NULL);
+            if (p != NULL && !parcel_intact(p))
+                ok = 0;
+            free(p);
+        }
+    return ok;
 }
 
 /* ------------------------------------------------------------------ */
@@ -214,6 +304,9 @@ static int child_main(void)
         }
         free(b.p);
     }
+    /* So are the parcels the workers had left in the mailboxes. */
+    if (!drain_mailboxes())
+        return CHILD_INHERITED_CORRUPT;
 
     int rc = churn(0xC0FFEE);
     if (rc != CHILD_OK)
@@ -337,6 +430,9 @@ static void stop_and_check_workers(pthread_t *t)
     pthread_barrier_destroy(&start_barrier);
     for (int i = 0; i <= NWORKERS; i++)
         ck_assert_msg(worker_err[i][0] == '\0', "%s", worker_err[i]);
+    /* Freed here, by a thread that did not allocate them, after their
+     * owners exited. */
+    ck_assert_msg(drain_mailboxes(), "a parcel in a mailbox was corrupted");
     /* The parent's copies are untouched by what the children did. */
     for (size_t i = 0; i < NWORKERS * INHERITED_PER_WORKER; i++) {
         ck_assert_msg(intact(&inherited[i]),
@@ -357,7 +453,7 @@ START_TEST(fork_while_allocating)
     char why[200] = "";
 
     start_workers(t);
-    int rc = fork_children(200, why, sizeof(why));
+    int rc = fork_children(FORKS_FROM_MAIN, why, sizeof(why));
     /* Workers are stopped before asserting, so a failure exits cleanly. */
     stop_and_check_workers(t);
     ck_assert_msg(rc == 0, "%s", why);
@@ -385,7 +481,7 @@ static void *forker(void *argp)
 START_TEST(fork_from_secondary_thread)
 {
     pthread_t t[NWORKERS], f;
-    struct forker_arg arg = {50, -1, ""};
+    struct forker_arg arg = {FORKS_FROM_THREAD, -1, ""};
 
     start_workers(t);
     ck_assert_int_eq(pthread_create(&f, NULL, forker, &arg), 0);
@@ -402,8 +498,10 @@ static Suite *fork_suite(void)
     Suite *s = suite_create("fork_mt");
     TCase *tc = tcase_create("fork");
 
-    /* A child deadlocked after fork is the failure this bound catches. */
-    tcase_set_timeout(tc, 120);
+    /* A deadlocked parent is the failure this bound catches (a deadlocked
+     * child is caught by CHILD_WAIT_MS); the 1,000 forks take seconds,
+     * but a shared, busy machine can stretch that many times over. */
+    tcase_set_timeout(tc, 300);
     tcase_add_test(tc, preloaded);
     tcase_add_test(tc, fork_while_allocating);
     tcase_add_test(tc, fork_from_secondary_thread);

@@ -20,7 +20,7 @@ run() { env "$@" 2>&1; }
 for v in $(env | sed -n 's/^\(HAKMEM_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "1..15"
+echo "1..16"
 
 # HAKMEM_TINY_USE_SUPERSLAB
 a=$(run HAKMEM_TINY_USE_SUPERSLAB=1 "$probe" regions | field same-region)
@@ -57,14 +57,19 @@ c0=$(run HAKMEM_LARGE_CACHE=0 "$probe" large-cache | field cached)
 check "LARGE_CACHE default keeps a freed 8 MiB block" "$([ "${c1:-0}" -ge $((8 << 20)) ]; echo $?)" "cached=$c1"
 check "LARGE_CACHE=0 keeps nothing" "$([ "$c0" = 0 ]; echo $?)" "cached=$c0"
 
-# Cached large blocks keep their pages for the purge delay (so that a loop
-# freeing and allocating a big buffer does not fault it in each time);
+# Freed large blocks keep their pages for the purge delay (so that a loop
+# freeing and allocating big buffers does not fault them in each time);
 # with a delay of 0 they keep none.
+out=$(run "$probe" large-cache-rss)
+dropped=$(field dropped-kib <<<"$out")
+cached=$(field cached <<<"$out")
+check "PURGE_DELAY default: freed large blocks keep their pages" \
+  "$([ "${cached:-0}" -ge $((8 * 1536 * 1024)) ] && [ "${dropped:-99999}" -lt 4096 ]; echo $?)" "$out"
 out=$(run HAKMEM_PURGE_DELAY=0 "$probe" large-cache-rss)
 dropped=$(field dropped-kib <<<"$out")
 cached=$(field cached <<<"$out")
-check "PURGE_DELAY=0: cached large blocks keep no RSS" \
-  "$([ "${cached:-0}" -ge $((8 * 1536 * 1024)) ] && [ "${dropped:-0}" -ge 10240 ]; echo $?)" "$out"
+check "PURGE_DELAY=0: freed large blocks keep no RSS" \
+  "$([ "${cached:-1}" = 0 ] && [ "${dropped:-0}" -ge 10240 ]; echo $?)" "$out"
 
 # HAKMEM_LARGE_THRESHOLD
 l1=$(run "$probe" large-threshold | field large)

@@ -7,12 +7,12 @@
 # tests/tools/local.am); logs are written there as check-sanitizers-*.log.
 # Each binary runs with the default knobs and with knobs that take the other
 # code paths (the solo-slab backend, diet mode's immediate purging,
-# HAKMEM_STATS's counted frees, a lower large threshold); one more TSan run
-# has threads ask for statistics while others allocate (driver option -S),
-# kept apart so that its reports do not hide the other runs'. The
-# sanitizer options come from the environment (the make target sets
-# TSAN_OPTIONS, ASAN_OPTIONS and UBSAN_OPTIONS to stop at the first report
-# with exit status 66).
+# HAKMEM_STATS's counted frees, a lower large threshold, HAKMEM_HARDENED's
+# checked paths); one more TSan run has threads ask for statistics while
+# others allocate (driver option -S), kept apart so that its reports do not
+# hide the other runs'. The sanitizer options come from the environment
+# (the make target sets TSAN_OPTIONS, ASAN_OPTIONS and UBSAN_OPTIONS to stop
+# at the first report with exit status 66).
 #
 # A run fails on a non-zero exit status, and also on any sanitizer report or
 # hakmem misuse line in its log even if the status was 0, so that no report
@@ -42,7 +42,9 @@ runs=(
   "tsan-default|sanitize_stress-tsan|||ThreadSanitizer, default knobs"
   "tsan-solo-diet-stats|sanitize_stress-tsan|HAKMEM_TINY_USE_SUPERSLAB=0 HAKMEM_TINY_MEM_DIET=1 HAKMEM_STATS=1 HAKMEM_STATS_FILE=/dev/null||ThreadSanitizer, solo slabs + diet + counted frees"
   "tsan-stats-calls|sanitize_stress-tsan||-S 500|ThreadSanitizer, statistics calls while threads run"
+  "tsan-hardened|sanitize_stress-tsan|HAKMEM_HARDENED=1||ThreadSanitizer, hardened mode (bitmaps, encoded remote lists)"
   "asan-default|sanitize_stress-asan|||ASan+UBSan, default knobs"
+  "asan-hardened|sanitize_stress-asan|HAKMEM_HARDENED=1||ASan+UBSan, hardened mode"
   "asan-purge-threshold|sanitize_stress-asan|HAKMEM_PURGE_DELAY=0 HAKMEM_LARGE_THRESHOLD=64K HAKMEM_THREAD_CACHE_SLABS=0 HAKMEM_LARGE_CACHE=8M||ASan+UBSan, immediate purge + 64K large threshold + no thread cache"
 )
 

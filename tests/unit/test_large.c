@@ -1,14 +1,15 @@
 /* test_large.c: unit tests of the large tier (src/large.c,
- * src/internal/large.h) through hk_api_malloc and friends.
+ * src/large_chunk.c) through hk_api_malloc and friends.
  *
- * Large blocks are their own mappings, kept in a bounded cache after free.
- * The tests check that blocks are usable and aligned, that a freed block is
- * cached and handed back for the same request, that the cache respects its
- * limit and is emptied by malloc_trim, that a reused block from calloc
- * reads as zero, and that a second free is reported. Whether a block was
- * cached is read from the counters (hakmem_stats), not inferred from
- * addresses alone: the kernel may well map a new block where an old one
- * was. Each test runs in its own forked process (Check's default).
+ * Large blocks are page runs in chunks; a freed run merges with its free
+ * neighbours and keeps its pages (up to HAKMEM_LARGE_CACHE) for the next
+ * request of any size. The tests check that blocks are usable and aligned,
+ * that freed space is reused lowest address first, merged, split and grown
+ * into, that the kept bytes respect their limit and are given back by
+ * malloc_trim, that reused space from calloc reads as zero, and that
+ * misuse is reported. Whether pages were kept is read from the counters
+ * (hakmem_stats), not inferred from addresses alone. Each test runs in its
+ * own forked process (Check's default), so each starts with no chunk.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -32,10 +33,9 @@ int hk_api_hakmem_stats_get(struct hakmem_stats *stats, size_t size);
 
 #define MiB ((size_t)1 << 20)
 
-/* What the tier maps for a request with 16-byte alignment: a 64-byte
- * header plus the block, rounded up to whole regions (large.c). */
+/* The bytes a request with 16-byte alignment takes: whole pages. */
 static size_t map_size_for(size_t size) {
-  return (64 + size + HK_REGION_MASK) & ~(size_t)HK_REGION_MASK;
+  return (size + 4095) & ~(size_t)4095;
 }
 
 static struct hakmem_stats stats(void) {
@@ -53,7 +53,7 @@ static void init_with_small_alloc(void) {
 }
 
 static int cacheable(size_t size) {
-  return map_size_for(size) <= hk_options.large_cache_bytes / 2;
+  return map_size_for(size) <= hk_options.large_cache_bytes;
 }
 
 static void touch(unsigned char *p, size_t n, unsigned char v) {
@@ -134,15 +134,16 @@ START_TEST(test_cache_before_any_small_alloc) {
 END_TEST
 
 START_TEST(test_over_limit_block_is_unmapped) {
-  /* A block above half the cache limit is not worth keeping. */
-  size_t size = hk_options.large_cache_bytes / 2 + 1 * MiB;
+  /* A block above the limit cannot be kept: its pages go back at once, and
+   * its chunk, which holds nothing else, is unmapped. */
+  size_t size = hk_options.large_cache_bytes + 1 * MiB;
   ck_assert(!cacheable(size));
   void *p = hk_api_malloc(size);
   ck_assert_ptr_nonnull(p);
   struct hakmem_stats live = stats();
   hk_api_free(p);
   struct hakmem_stats freed = stats();
-  ck_assert_uint_eq(live.mapped_bytes - freed.mapped_bytes, map_size_for(size));
+  ck_assert_uint_ge(live.mapped_bytes - freed.mapped_bytes, size);
   ck_assert_uint_eq(freed.large_cached_bytes, live.large_cached_bytes);
   ck_assert_ptr_null(hk_region_lookup((uintptr_t)p));
 }
@@ -150,44 +151,114 @@ END_TEST
 
 START_TEST(test_cache_stays_within_limit) {
   size_t limit = hk_options.large_cache_bytes;
-  size_t each = map_size_for(1 * MiB);
-  size_t n = limit / each + 4;
+  size_t n = limit / MiB + 4;
   void **p = calloc(n, sizeof *p); /* glibc's: bookkeeping only */
   ck_assert_ptr_nonnull(p);
-  size_t mapped_before = stats().mapped_bytes;
   for (size_t i = 0; i < n; i++) {
     p[i] = hk_api_malloc(1 * MiB);
     ck_assert_ptr_nonnull(p[i]);
   }
-  ck_assert_uint_eq(stats().mapped_bytes - mapped_before, n * each);
   for (size_t i = 0; i < n; i++) {
     hk_api_free(p[i]);
     struct hakmem_stats st = stats();
     ck_assert_msg(st.large_cached_bytes <= limit,
                   "after %zu frees: %zu cached bytes, limit %zu", i + 1,
                   st.large_cached_bytes, limit);
-    /* Whatever is not cached was given back. */
-    ck_assert_uint_eq(st.mapped_bytes - mapped_before,
-                      st.large_cached_bytes + (n - i - 1) * each);
+    ck_assert_uint_eq(st.large_count, n - i - 1);
   }
-  ck_assert_uint_eq(stats().large_cached_bytes, (limit / each) * each);
+  ck_assert_uint_gt(stats().large_cached_bytes, 0);
   free(p);
 }
 END_TEST
 
-START_TEST(test_small_request_leaves_big_mapping) {
-  /* A 1 MiB request must not pin a cached 10 MiB mapping. */
-  void *big = hk_api_malloc(8 * MiB);
+START_TEST(test_freed_space_serves_other_sizes) {
+  /* Freed pages serve a smaller request, lowest address first, and what
+   * is left of them stays kept; no new mapping either way. */
+  char *big = hk_api_malloc(8 * MiB);
   ck_assert_ptr_nonnull(big);
   hk_api_free(big);
-  void *small = hk_api_malloc(1 * MiB);
-  ck_assert_ptr_nonnull(small);
-  ck_assert_ptr_ne(small, big);
-  ck_assert_uint_eq(stats().large_cached_bytes, map_size_for(8 * MiB));
-  void *again = hk_api_malloc(8 * MiB);
-  ck_assert_ptr_eq(again, big);
+  size_t mapped = stats().mapped_bytes;
+  char *small = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_eq(small, big);
+  ck_assert_uint_eq(stats().large_cached_bytes, 7 * MiB);
+  char *rest = hk_api_malloc(7 * MiB);
+  ck_assert_ptr_eq(rest, big + 1 * MiB);
+  ck_assert_uint_eq(stats().large_cached_bytes, 0);
+  ck_assert_uint_eq(stats().mapped_bytes, mapped);
   hk_api_free(small);
-  hk_api_free(again);
+  hk_api_free(rest);
+}
+END_TEST
+
+START_TEST(test_neighbours_merge) {
+  char *a = hk_api_malloc(1 * MiB);
+  char *b = hk_api_malloc(1 * MiB);
+  char *c = hk_api_malloc(1 * MiB);
+  ck_assert(a && b && c);
+  ck_assert_ptr_eq(b, a + 1 * MiB); /* one chunk, in address order */
+  ck_assert_ptr_eq(c, b + 1 * MiB);
+  hk_api_free(b);
+  hk_api_free(a); /* merges with b's space on its right */
+  char *ab = hk_api_malloc(2 * MiB);
+  ck_assert_ptr_eq(ab, a);
+  hk_api_free(c);
+  hk_api_free(ab); /* merges with c's space */
+  char *abc = hk_api_malloc(3 * MiB);
+  ck_assert_ptr_eq(abc, a);
+  hk_api_free(abc);
+}
+END_TEST
+
+START_TEST(test_realloc_grows_and_shrinks_in_place) {
+  char *p = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(p);
+  memset(p, 0x3c, 1 * MiB);
+  /* The space after a chunk's last block is free: growing takes it. */
+  char *q = hk_api_realloc(p, 4 * MiB);
+  ck_assert_ptr_eq(q, p);
+  ck_assert_uint_ge(hk_api_malloc_usable_size(q), 4 * MiB);
+  for (size_t i = 0; i < 1 * MiB; i += 4096)
+    ck_assert_int_eq(q[i], 0x3c);
+  touch((unsigned char *)q, 4 * MiB, 0x3d);
+  /* Shrinking to under half gives the tail back, and it is reused. */
+  char *r = hk_api_realloc(q, 1 * MiB);
+  ck_assert_ptr_eq(r, p);
+  ck_assert_uint_eq(hk_api_malloc_usable_size(r), 1 * MiB);
+  ck_assert_uint_eq(stats().large_cached_bytes, 3 * MiB);
+  char *tail = hk_api_malloc(2 * MiB);
+  ck_assert_ptr_eq(tail, p + 1 * MiB);
+  /* Now the block cannot grow in place; realloc moves it. */
+  char *moved = hk_api_realloc(r, 2 * MiB);
+  ck_assert_ptr_ne(moved, r);
+  for (size_t i = 0; i < 1 * MiB; i += 4096)
+    ck_assert_int_eq(moved[i], 0x3d);
+  hk_api_free(tail);
+  hk_api_free(moved);
+}
+END_TEST
+
+START_TEST(test_realloc_moves_big_blocks) {
+  /* A block of 2 MiB or more that cannot grow in place moves its pages
+   * (mremap) rather than copying them: its old space is left holding no
+   * pages, and reads as zero. */
+  char *p = hk_api_malloc(4 * MiB);
+  char *wall = hk_api_malloc(1 * MiB);
+  ck_assert(p && wall);
+  ck_assert_ptr_eq(wall, p + 4 * MiB);
+  memset(p, 0x6b, 4 * MiB);
+  char *q = hk_api_realloc(p, 16 * MiB);
+  ck_assert_ptr_nonnull(q);
+  ck_assert_ptr_ne(q, p);
+  for (size_t i = 0; i < 4 * MiB; i += 512)
+    ck_assert_int_eq(q[i], 0x6b);
+  ck_assert_int_eq(q[4 * MiB - 1], 0x6b);
+  touch((unsigned char *)q, 16 * MiB, 0x6c);
+  /* White-box: p's space is free, and clean rather than kept. */
+  ck_assert_uint_eq(stats().large_cached_bytes, 0);
+  for (size_t i = 4096; i < 4 * MiB; i += 4096)
+    ck_assert_msg(p[i] == 0, "byte %zu of the old block is %#x", i, p[i]);
+  hk_api_free(q);
+  hk_api_free(wall);
 }
 END_TEST
 
@@ -203,16 +274,33 @@ START_TEST(test_calloc_of_cached_block_reads_zero) {
   memset(p, 0xa5, hk_api_malloc_usable_size(p));
   hk_api_free(p);
   unsigned char *q = hk_api_calloc(1, 8 * MiB);
-  ck_assert_ptr_eq(q, p); /* the dirty cached block */
+  ck_assert_ptr_eq(q, p); /* the kept pages */
   assert_zero(q, 8 * MiB);
   memset(q, 0xa5, hk_api_malloc_usable_size(q));
   hk_api_free(q);
 
-  /* A smaller calloc that still takes the same mapping. */
+  /* A smaller calloc from the same pages. */
   unsigned char *r = hk_api_calloc(7, 1 * MiB);
   ck_assert_ptr_eq(r, p);
   assert_zero(r, 7 * MiB);
+  memset(r, 0xa5, 7 * MiB);
   hk_api_free(r);
+
+  /* Pages given back read as zero too, but for the free space record in
+   * their first page. */
+  hk_api_malloc_trim(0);
+  unsigned char *keep = hk_api_malloc(1 * MiB); /* keeps a chunk mapped */
+  unsigned char *s = hk_api_calloc(1, 4 * MiB);
+  ck_assert_ptr_nonnull(s);
+  assert_zero(s, 4 * MiB);
+  memset(s, 0xa5, 4 * MiB);
+  hk_api_free(s);
+  hk_api_malloc_trim(0);
+  unsigned char *t = hk_api_calloc(1, 4 * MiB);
+  ck_assert_ptr_eq(t, s);
+  assert_zero(t, 4 * MiB);
+  hk_api_free(t);
+  hk_api_free(keep);
 }
 END_TEST
 
@@ -246,13 +334,13 @@ START_TEST(test_malloc_trim_releases_cache) {
   hk_api_free(a);
   hk_api_free(b);
   struct hakmem_stats cached = stats();
-  ck_assert_uint_eq(cached.large_cached_bytes,
-                    map_size_for(1 * MiB) + map_size_for(8 * MiB));
+  ck_assert_uint_eq(cached.large_cached_bytes, 9 * MiB);
   ck_assert_int_eq(hk_api_malloc_trim(0), 1);
   struct hakmem_stats trimmed = stats();
   ck_assert_uint_eq(trimmed.large_cached_bytes, 0);
   ck_assert_uint_ge(cached.mapped_bytes - trimmed.mapped_bytes,
                     cached.large_cached_bytes);
+  /* The chunk held nothing else: it is gone. */
   ck_assert_ptr_null(hk_region_lookup((uintptr_t)a));
   ck_assert_ptr_null(hk_region_lookup((uintptr_t)b));
   /* Nothing left to give back. */
@@ -304,7 +392,7 @@ START_TEST(test_double_free_cached) {
   void *p = hk_api_malloc(1 * MiB);
   ck_assert_ptr_nonnull(p);
   hk_api_free(p);
-  /* Still mapped and registered, so hakmem knows it is a second free. */
+  /* Still mapped and at the head of free space: a second free. */
   ck_assert_uint_gt(stats().large_cached_bytes, 0);
   expect_report("free", "double free", p);
   hk_api_free(launder(p));
@@ -333,6 +421,20 @@ START_TEST(test_free_interior_of_large) {
 }
 END_TEST
 
+START_TEST(test_double_free_after_merge) {
+  /* The freed block merged into the free space before it: its pointer is
+   * now inside free space, and still recognised as freed. */
+  char *a = hk_api_malloc(1 * MiB);
+  char *b = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_eq(b, a + 1 * MiB);
+  hk_api_free(a);
+  hk_api_free(b);
+  expect_report("free", "double free", b);
+  hk_api_free(launder(b));
+  missed("second free of merged large block", b);
+}
+END_TEST
+
 START_TEST(test_free_large_header) {
   char *p = hk_api_malloc(1 * MiB);
   ck_assert_ptr_nonnull(p);
@@ -355,7 +457,10 @@ static Suite *large_suite(void) {
   tcase_add_loop_test(core, test_freed_block_is_cached_and_reused, 0, N_SIZES);
   tcase_add_test(core, test_over_limit_block_is_unmapped);
   tcase_add_test(core, test_cache_stays_within_limit);
-  tcase_add_test(core, test_small_request_leaves_big_mapping);
+  tcase_add_test(core, test_freed_space_serves_other_sizes);
+  tcase_add_test(core, test_neighbours_merge);
+  tcase_add_test(core, test_realloc_grows_and_shrinks_in_place);
+  tcase_add_test(core, test_realloc_moves_big_blocks);
   tcase_add_test(core, test_calloc_of_cached_block_reads_zero);
   /* 8 KiB << 0 .. 8 KiB << 9 = 8 KiB .. 4 MiB */
   tcase_add_loop_test(core, test_posix_memalign_large_alignments, 0, 10);
@@ -367,6 +472,7 @@ static Suite *large_suite(void) {
   tcase_add_checked_fixture(misuse, init_with_small_alloc, NULL);
   tcase_add_test_raise_signal(misuse, test_double_free_cached, SIGABRT);
   tcase_add_test_raise_signal(misuse, test_free_after_trim, SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_double_free_after_merge, SIGABRT);
   tcase_add_test_raise_signal(misuse, test_free_interior_of_large, SIGABRT);
   tcase_add_test_raise_signal(misuse, test_free_large_header, SIGABRT);
   suite_add_tcase(s, misuse);

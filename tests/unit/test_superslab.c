@@ -8,8 +8,10 @@
  * slab handed out belongs to a registered SuperSlab of the asked geometry,
  * that the pool grows without limit and gives memory back on trim, and that
  * hk_slab_init cuts each class into blocks that stay inside their slab, are
- * aligned, and are found again by the division free() uses. Each test runs
- * in its own forked process, so the pool starts empty.
+ * aligned, and are found again by the division free() uses, in both modes
+ * (HAKMEM_HARDENED keeps a bitmap after the last block and stores the links
+ * encoded). Each test runs in its own forked process, so the pool starts
+ * empty.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -222,7 +224,21 @@ static unsigned acquire_superslab(unsigned g, struct hk_slab **out) {
   return n;
 }
 
+/* Bytes at a slab's end that HAKMEM_HARDENED keeps for its bitmap of
+ * `capacity` blocks (whole 64-bit words); none in the default mode. */
+static uintptr_t bitmap_bytes(unsigned capacity) {
+  return hk_options.hardened ? ((uintptr_t)capacity + 63) / 64 * 8 : 0;
+}
+
+/* A free block's link, decoded in hardened mode. */
+static struct hk_block *link_of(const struct hk_block *b) {
+  return hk_options.hardened ? hk_list_decode(b) : b->next;
+}
+
+/* The slab tests run in both modes (_i: HAKMEM_HARDENED), whatever the
+ * environment says: each test is a process of its own. */
 START_TEST(test_slab_init_geometry) {
+  hk_options.hardened = _i;
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
     struct hk_slab *slabs[HK_MAX_SLABS] = {0};
     unsigned n = acquire_superslab(g, slabs);
@@ -255,10 +271,12 @@ START_TEST(test_slab_init_geometry) {
          * an alignment up to a page gives aligned blocks. */
         ck_assert_uint_eq(((uintptr_t)ss + s->start_off) % HK_PAGE_SIZE, 0);
         uintptr_t room = end - s->start_off;
-        ck_assert_msg((uintptr_t)s->capacity * bs <= room,
+        ck_assert_msg((uintptr_t)s->capacity * bs +
+                              bitmap_bytes(s->capacity) <= room,
                       "class %u slab %u: %u blocks of %u overrun the slab", cls,
                       idx, s->capacity, bs);
-        ck_assert_msg((uintptr_t)(s->capacity + 1) * bs > room,
+        ck_assert_msg((uintptr_t)(s->capacity + 1) * bs +
+                              bitmap_bytes(s->capacity + 1u) > room,
                       "class %u slab %u: room for more than %u blocks", cls,
                       idx, s->capacity);
         ck_assert_uint_ge(s->capacity, 4);
@@ -298,6 +316,7 @@ START_TEST(test_div_magic_exact) {
 END_TEST
 
 START_TEST(test_carve_whole_slab) {
+  hk_options.hardened = _i;
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
     struct hk_slab *slabs[HK_MAX_SLABS] = {0};
     unsigned n = acquire_superslab(g, slabs);
@@ -312,7 +331,8 @@ START_TEST(test_carve_whole_slab) {
         struct hk_superslab *ss = hk_slab_superslab(s);
         hk_slab_init(s, cls, &fake_owner);
         uintptr_t first = (uintptr_t)ss + s->start_off;
-        uintptr_t end = hk_slab_base(s) + ((uintptr_t)1 << ss->slab_shift);
+        uintptr_t end = hk_slab_base(s) + ((uintptr_t)1 << ss->slab_shift) -
+                        bitmap_bytes(s->capacity);
         unsigned rounds = 0;
         while (hk_slab_carve(s))
           if (++rounds > s->capacity)
@@ -324,7 +344,7 @@ START_TEST(test_carve_whole_slab) {
         ck_assert_uint_le(s->capacity, sizeof seen);
         memset(seen, 0, sizeof seen);
         unsigned count = 0;
-        for (struct hk_block *b = s->free; b; b = b->next) {
+        for (struct hk_block *b = s->free; b; b = link_of(b)) {
           uintptr_t a = (uintptr_t)b;
           uintptr_t i = (a - first) / s->block_size;
           if (a < first || a % 16 || (a - first) % s->block_size ||
@@ -347,6 +367,10 @@ START_TEST(test_carve_whole_slab) {
 END_TEST
 
 START_TEST(test_collect_remote) {
+  /* The test hands blocks out itself, as the default mode's owner does;
+   * HAKMEM_HARDENED also sets each block's bit in the slab's bitmap, which
+   * only its own malloc does (tests/hardened covers its remote lists). */
+  hk_options.hardened = 0;
   struct hk_slab *s = hk_superslab_acquire_slab(HK_GEOM_TINY);
   ck_assert_ptr_nonnull(s);
   hk_slab_init(s, 3, &fake_owner); /* 64-byte blocks */
@@ -393,9 +417,9 @@ static Suite *superslab_suite(void) {
   suite_add_tcase(s, pool);
   TCase *slab = tcase_create("slab");
   tcase_add_checked_fixture(slab, setup, NULL);
-  tcase_add_test(slab, test_slab_init_geometry);
+  tcase_add_loop_test(slab, test_slab_init_geometry, 0, 2);
   tcase_add_test(slab, test_div_magic_exact);
-  tcase_add_test(slab, test_carve_whole_slab);
+  tcase_add_loop_test(slab, test_carve_whole_slab, 0, 2);
   tcase_add_test(slab, test_collect_remote);
   suite_add_tcase(s, slab);
   return s;
