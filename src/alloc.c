@@ -25,10 +25,18 @@
 
 #define HK_MIN_ALIGN 16
 
-static inline void *alloc_size(size_t size) {
-  if (__builtin_expect(size <= hk_options.large_threshold, 1))
+static __attribute__((noinline)) void *alloc_above_tiny(size_t size) {
+  if (size <= hk_options.large_threshold)
     return hk_small_alloc(hk_size_to_class(size));
   return hk_large_alloc(size, HK_MIN_ALIGN, 0);
+}
+
+/* One compare decides the tiny fast path: the threshold knob may be set
+ * below the tiny limit, so the bound is the smaller of the two. */
+static inline void *alloc_size(size_t size) {
+  if (__builtin_expect(size <= hk_options.tiny_limit, 1))
+    return hk_small_alloc(hk_class_small[(size + 15) >> 4]);
+  return alloc_above_tiny(size);
 }
 
 static void *alloc_aligned(size_t size, size_t align) {

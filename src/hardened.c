@@ -83,8 +83,8 @@ static _Atomic uint64_t *bitmap(const struct hk_slab *s, uintptr_t a) {
 
 /* The index of `a`, known to be a carved block of the slab. */
 static uint64_t index_of(const struct hk_slab *s, uintptr_t a) {
-  uint64_t off = (a & HK_REGION_MASK) - s->start_off;
-  return (off * s->div_magic) >> HK_DIV_SHIFT;
+  uint32_t off = (uint32_t)((a & HK_REGION_MASK) - s->start_off);
+  return hk_div_by_magic(off, s->div_magic).quotient;
 }
 
 /* The two below run on every malloc and free: inlined, whatever the

@@ -45,6 +45,7 @@ struct hk_options hk_options = {
     .use_superslab = 1,
     .large_cache_bytes = 128u << 20,
     .large_threshold = HK_MEDIUM_MAX,
+    .tiny_limit = HK_TINY_MAX,
     .purge_delay_ms = 100,
     .heap_empty_slabs = 4,
     .empty_superslabs = 2,
@@ -200,6 +201,8 @@ void hk_options_init(void) {
   o.large_threshold = size[K_LARGE_THRESHOLD] < HK_MEDIUM_MAX
                           ? size[K_LARGE_THRESHOLD]
                           : HK_MEDIUM_MAX;
+  o.tiny_limit =
+      o.large_threshold < HK_TINY_MAX ? o.large_threshold : HK_TINY_MAX;
   o.heap_empty_slabs = (unsigned)size[K_THREAD_CACHE_SLABS];
   o.empty_superslabs = 2;
   /* Diet keeps no spare slabs or SuperSlabs, purges at once and keeps a

@@ -99,14 +99,15 @@ static inline void *hk_small_alloc(unsigned cls) {
  * with the program is told by its free tag, see hk_small_free.) */
 static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
                                               uintptr_t a, const char *fn) {
-  struct hk_slab *s = &ss->slabs[(a & HK_REGION_MASK) >> ss->slab_shift];
   uintptr_t in_ss = a & HK_REGION_MASK;
-  uintptr_t off = in_ss - s->start_off;
-  uint64_t idx = ((uint64_t)off * s->div_magic) >> 40;
-  if (__builtin_expect(in_ss < s->start_off ||
-                           idx * hk_slab_block_size(s) != off ||
-                           idx >= atomic_load_explicit(&s->carved,
-                                                       memory_order_relaxed),
+  struct hk_slab *s = ss->slab_of[in_ss >> HK_GRANULE_SHIFT];
+  /* An address below the first block wraps around to near 2^32, whose
+   * quotient exceeds any slab's block count. */
+  struct hk_div d = hk_div_by_magic((uint32_t)(in_ss - s->start_off),
+                                    s->div_magic);
+  if (__builtin_expect(!d.exact || d.quotient >= atomic_load_explicit(
+                                                     &s->carved,
+                                                     memory_order_relaxed),
                        0)) {
     hk_report_misuse(fn, "invalid pointer", (void *)a);
     return NULL;
@@ -128,8 +129,9 @@ static inline void hk_free_local(struct hk_heap *h, struct hk_slab *s,
     hk_free_local_slow(h, s);
 }
 
-static inline void hk_small_free(struct hk_superslab *ss, void *p,
-                                 const char *fn) {
+/* Always inlined: a call would cost free() more than the body saves. */
+static inline __attribute__((always_inline)) void
+hk_small_free(struct hk_superslab *ss, void *p, const char *fn) {
   struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, fn);
   if (__builtin_expect(s == NULL, 0))
     return;

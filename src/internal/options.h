@@ -16,6 +16,7 @@ struct hk_options {
   long purge_delay_ms;         /* HAKMEM_PURGE_DELAY, -1 never */
   size_t large_cache_bytes;    /* HAKMEM_LARGE_CACHE */
   size_t large_threshold;      /* HAKMEM_LARGE_THRESHOLD */
+  size_t tiny_limit; /* min(HK_TINY_MAX, large_threshold): malloc's one test */
   unsigned heap_empty_slabs;   /* HAKMEM_THREAD_CACHE_SLABS */
   unsigned empty_superslabs;   /* empty SuperSlabs the pool keeps per geometry */
 };

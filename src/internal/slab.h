@@ -36,9 +36,24 @@ static inline uintptr_t hk_free_tag(const struct hk_block *b) {
   return (uintptr_t)b ^ hk_tag_secret;
 }
 
-/* offset / block_size by multiply and shift: exact for offsets below 2^21
- * and block sizes below 2^19, since the rounding error stays under 2^-40. */
-#define HK_DIV_SHIFT 40
+/* Division by the block size without a divide (Lemire, Kaser and Kurz,
+ * "Faster remainder by direct computation", 2019): with M = 2^64 / d
+ * rounded up, for every 32-bit n the high half of the 128-bit product
+ * M * n is n / d, and d divides n exactly when the low half is below M.
+ * One multiply thus gives free() both the block index and whether the
+ * pointer is a block start. */
+static inline uint64_t hk_div_magic(uint32_t d) { return UINT64_MAX / d + 1; }
+
+struct hk_div {
+  uint64_t quotient;
+  int exact; /* the divisor divides n */
+};
+
+static inline struct hk_div hk_div_by_magic(uint32_t n, uint64_t magic) {
+  unsigned __int128 prod = (unsigned __int128)magic * n;
+  struct hk_div r = {(uint64_t)(prod >> 64), (uint64_t)prod < magic};
+  return r;
+}
 
 static inline unsigned hk_slab_index(const struct hk_slab *s) {
   return (unsigned)(s - hk_slab_superslab(s)->slabs);
@@ -61,7 +76,7 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
   s->start_off = (uint32_t)(start - (uintptr_t)ss);
   atomic_store_explicit(&s->block_size, bs, HK_RELAXED);
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
-  s->div_magic = (((uint64_t)1 << HK_DIV_SHIFT) / bs) + 1;
+  s->div_magic = hk_div_magic(bs);
   atomic_store_explicit(&s->class_idx, (uint8_t)cls, HK_RELAXED);
   if (__builtin_expect(hk_options.hardened, 0))
     hk_hardened_slab_init(s);

@@ -31,6 +31,7 @@
  * aligned allocation path relies on for alignments up to a page. */
 #define HK_SLAB0_DATA_OFFSET 4096
 #define HK_MAX_SLABS 32
+#define HK_GRANULE_SHIFT 16 /* the smallest slab: 64 KiB */
 #define HK_SMALL_ALIGN_MAX 4096
 
 #define HK_TINY_MAX 1024
@@ -83,7 +84,7 @@ struct hk_slab {
   struct hk_block *free; /* blocks ready to hand out (owner only) */
   _Atomic(struct hk_heap *) owner; /* NULL when abandoned or unused */
   _Atomic(struct hk_block *) remote; /* blocks other threads freed */
-  uint64_t div_magic; /* offset * div_magic >> 40 == offset / block_size */
+  uint64_t div_magic; /* see hk_div_magic; 0 while the slab is unused */
   struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
   uint32_t start_off;  /* block 0's offset from the SuperSlab */
   /* used, block_size and class_idx are the owner's to write, but are read
@@ -115,6 +116,9 @@ struct hk_superslab {
   struct hk_superslab *all_next, *all_prev;     /* every mapped one */
   struct hk_slab slabs[HK_MAX_SLABS];
   uint32_t released_ms[HK_MAX_SLABS]; /* when each dirty slab was released */
+  /* The slab covering each 64 KiB of the region, whatever the geometry:
+   * free() finds a block's slab with one shift and one load. */
+  struct hk_slab *slab_of[HK_REGION_SIZE >> HK_GRANULE_SHIFT];
 };
 
 _Static_assert(sizeof(struct hk_superslab) <= HK_SLAB0_DATA_OFFSET,

@@ -290,9 +290,11 @@ START_TEST(test_slab_init_geometry) {
 END_TEST
 
 START_TEST(test_div_magic_exact) {
-  /* free() finds a block index by multiply and shift; it must equal the
-   * true quotient for every offset in a slab, or it would accept interior
-   * pointers or reject real blocks. */
+  /* free() finds a block index and whether an offset is a block start by
+   * one multiply; both must be exact for every offset in a slab, or it
+   * would accept interior pointers or reject real blocks. Offsets below a
+   * slab's first block wrap around to near 2^32 and must give an index
+   * beyond any slab's blocks. */
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
     struct hk_slab *s = hk_superslab_acquire_slab(g);
     ck_assert_ptr_nonnull(s);
@@ -303,11 +305,19 @@ START_TEST(test_div_magic_exact) {
       hk_slab_init(s, cls, &fake_owner);
       uint64_t bs = s->block_size;
       for (uint64_t off = 0; off < slab_bytes; off++) {
-        uint64_t q = (off * s->div_magic) >> HK_DIV_SHIFT;
-        if (q != off / bs)
-          ck_abort_msg("class %u: offset %lu gives %lu, not %lu", cls,
-                       (unsigned long)off, (unsigned long)q,
-                       (unsigned long)(off / bs));
+        struct hk_div d = hk_div_by_magic((uint32_t)off, s->div_magic);
+        if (d.quotient != off / bs || d.exact != (off % bs == 0))
+          ck_abort_msg("class %u: offset %lu gives %lu (exact %d), not %lu",
+                       cls, (unsigned long)off, (unsigned long)d.quotient,
+                       d.exact, (unsigned long)(off / bs));
+      }
+      for (uint64_t below = 1; below <= s->start_off + 64; below++) {
+        uint32_t wrapped = (uint32_t)(0 - below);
+        struct hk_div d = hk_div_by_magic(wrapped, s->div_magic);
+        if (d.quotient < s->capacity)
+          ck_abort_msg("class %u: %lu bytes below the first block give "
+                       "index %lu", cls, (unsigned long)below,
+                       (unsigned long)d.quotient);
       }
     }
     give_back(s);
