@@ -67,10 +67,14 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
   size_t usable = (pages - (guard ? 2 : 0)) << HK_PAGE_SHIFT;
   hk_stats_add(&hk_counters.large_bytes, usable);
   hk_stats_add(&hk_counters.large_count, 1);
-  /* Clean space reads as zero but for its first page, which held the free
-   * extent's record (with guards, that page is the guard). */
+  /* Clean space reads as zero but for the free extent's record at its
+   * start (with guards, that is in the guard page). */
   if (zero)
-    memset(user, 0, dirty ? size : guard ? 0 : size < HK_PAGE_SIZE ? size : HK_PAGE_SIZE);
+    memset(user, 0,
+           dirty   ? size
+           : guard ? 0
+                   : (size < HK_EXTENT_RECORD_BYTES ? size
+                                                    : HK_EXTENT_RECORD_BYTES));
   return user;
 }
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "internal/options.h"
 #include "internal/os.h"
@@ -16,8 +17,10 @@
 #define HK_CHUNK_MIN_PAGES (((size_t)64 << 20) >> HK_PAGE_SHIFT)
 #define HK_REGION_PAGES (HK_REGION_SIZE >> HK_PAGE_SHIFT)
 
-/* A free extent's record, kept in its first page (which is therefore never
- * given back while the extent is free). */
+/* A free extent's record, at its start. A clean extent's pages are all
+ * zero but for its record (HK_EXTENT_RECORD_BYTES, which calloc clears):
+ * a purge gives back all of its pages and writes the record anew, and a
+ * clean extent that absorbs another clears the other's record. */
 struct hk_extent {
   struct hk_extent *next, *prev;         /* its bin */
   struct hk_extent *lru_next, *lru_prev; /* dirty extents, newest first */
@@ -27,6 +30,8 @@ struct hk_extent {
   uint8_t dirty;
   uint8_t bin;
 };
+_Static_assert(sizeof(struct hk_extent) <= HK_EXTENT_RECORD_BYTES,
+               "record size");
 
 /* Free extents by size: 8 exact bins for 1..8 pages, then 4 per power of
  * two up to HK_PAGE_LEN_MASK pages. One set for dirty extents, which are
@@ -341,6 +346,8 @@ static struct hk_extent *extent_merge_put(struct hk_large_chunk *c,
       if (any_kind || r->dirty == dirty) {
         extent_unlink(r);
         clear_bounds(c, end, n);
+        if (!dirty)
+          memset(r, 0, sizeof *r); /* now inside clean space */
         pages += n;
       }
     }
@@ -395,11 +402,9 @@ static size_t extent_clean(struct hk_extent *e) {
   uint32_t page = page_of(e), pages = e->pages;
   extent_unlink(e);
   clear_bounds(c, page, pages);
-  if (pages > 1)
-    hk_os_decommit((void *)hk_chunk_addr(c, page + 1),
-                   (size_t)(pages - 1) << HK_PAGE_SHIFT);
+  hk_os_decommit((void *)hk_chunk_addr(c, page), (size_t)pages << HK_PAGE_SHIFT);
   extent_merge_put(c, page, pages, CLEAN, 0);
-  return (size_t)(pages - 1) << HK_PAGE_SHIFT;
+  return (size_t)pages << HK_PAGE_SHIFT;
 }
 
 /* Unmaps the chunk of a clean extent that is all of it. */

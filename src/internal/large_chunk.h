@@ -28,6 +28,8 @@
 #include "types.h"
 
 #define HK_PAGE_SHIFT 12
+/* What a free extent keeps at its start (see large_chunk.c). */
+#define HK_EXTENT_RECORD_BYTES 64
 
 /* A page word: the extent's length in pages, and flags. */
 #define HK_PAGE_LEN_MASK 0x1fffffffu
@@ -70,7 +72,7 @@ const char *hk_chunk_misuse(const struct hk_large_chunk *c, uintptr_t p);
 /* A live extent of `pages` pages whose start + `offset` is a multiple of
  * `align` (a power of two); its first page in *chunk_out / *page_out, and
  * *dirty_out says whether it may hold old data (else it reads as zero but
- * for its first page). 0, or ENOMEM. */
+ * for its first HK_EXTENT_RECORD_BYTES). 0, or ENOMEM. */
 int hk_extent_alloc(size_t pages, size_t align, size_t offset,
                     struct hk_large_chunk **chunk_out, uint32_t *page_out,
                     int *dirty_out);

@@ -304,6 +304,32 @@ START_TEST(test_calloc_of_cached_block_reads_zero) {
 }
 END_TEST
 
+START_TEST(test_calloc_of_merged_clean_space_reads_zero) {
+  /* Space given back at different times merges into one clean run; what
+   * each part held, and each part's free space record, must not show
+   * through a calloc over all of it. */
+  unsigned char *a = hk_api_malloc(1 * MiB);
+  unsigned char *b = hk_api_malloc(1 * MiB);
+  unsigned char *c = hk_api_malloc(1 * MiB);
+  unsigned char *keep = hk_api_malloc(1 * MiB); /* keeps the chunk mapped */
+  ck_assert(a && b && c && keep);
+  ck_assert_ptr_eq(b, a + 1 * MiB);
+  ck_assert_ptr_eq(c, b + 1 * MiB);
+  memset(a, 0xa5, 3 * MiB);
+  hk_api_free(b);
+  hk_api_malloc_trim(0); /* b's space clean */
+  hk_api_free(c);
+  hk_api_malloc_trim(0); /* c's, merged with b's */
+  hk_api_free(a);
+  hk_api_malloc_trim(0); /* a's, merged with both */
+  unsigned char *z = hk_api_calloc(1, 3 * MiB);
+  ck_assert_ptr_eq(z, a);
+  assert_zero(z, 3 * MiB);
+  hk_api_free(z);
+  hk_api_free(keep);
+}
+END_TEST
+
 START_TEST(test_posix_memalign_large_alignments) {
   size_t align = (size_t)8192 << _i; /* 8 KiB .. 4 MiB */
   static const size_t sizes[] = {1, 100000, 3 * MiB};
@@ -462,6 +488,7 @@ static Suite *large_suite(void) {
   tcase_add_test(core, test_realloc_grows_and_shrinks_in_place);
   tcase_add_test(core, test_realloc_moves_big_blocks);
   tcase_add_test(core, test_calloc_of_cached_block_reads_zero);
+  tcase_add_test(core, test_calloc_of_merged_clean_space_reads_zero);
   /* 8 KiB << 0 .. 8 KiB << 9 = 8 KiB .. 4 MiB */
   tcase_add_loop_test(core, test_posix_memalign_large_alignments, 0, 10);
   tcase_add_test(core, test_malloc_trim_releases_cache);
