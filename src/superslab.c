@@ -144,7 +144,7 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
   ss->slab_count = geometry_slabs[geometry];
   ss->free_mask = all_slabs_mask(ss);
   for (unsigned g = 0; g < HK_REGION_SIZE >> HK_GRANULE_SHIFT; g++)
-    ss->slab_of[g] = &ss->slabs[g >> (ss->slab_shift - HK_GRANULE_SHIFT)];
+    ss->slab_index_of[g] = (uint8_t)(g >> (ss->slab_shift - HK_GRANULE_SHIFT));
   /* A solo slab registers its whole 2 MiB region although it maps only
    * 64 KiB: an address in the unmapped rest resolves to this header, finds
    * an unused slab there, and is reported as not ours. */

@@ -100,7 +100,9 @@ static inline void *hk_small_alloc(unsigned cls) {
 static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
                                               uintptr_t a, const char *fn) {
   uintptr_t in_ss = a & HK_REGION_MASK;
-  struct hk_slab *s = ss->slab_of[in_ss >> HK_GRANULE_SHIFT];
+  struct hk_slab *s = ss->slabs + ss->slab_index_of[in_ss >> HK_GRANULE_SHIFT];
+  /* One base for every field of s below (else the compiler keeps two). */
+  __asm__("" : "+r"(s));
   /* An address below the first block wraps around to near 2^32, whose
    * quotient exceeds any slab's block count. */
   struct hk_div d = hk_div_by_magic((uint32_t)(in_ss - s->start_off),

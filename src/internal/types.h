@@ -111,14 +111,15 @@ struct hk_superslab {
   uint16_t slab_count;
   uint32_t free_mask;  /* bit i set: slab i is unused (pool lock) */
   uint32_t dirty_mask; /* unused slabs whose pages are still committed */
+  /* The slab covering each 64 KiB of the region, whatever the geometry:
+   * free() finds a block's slab with a shift and a load from the line it
+   * has just read the kind from. */
+  uint8_t slab_index_of[HK_REGION_SIZE >> HK_GRANULE_SHIFT];
   struct hk_superslab *pool_next, *pool_prev;   /* partial list */
   struct hk_superslab *dirty_next, *dirty_prev; /* purge list */
   struct hk_superslab *all_next, *all_prev;     /* every mapped one */
   struct hk_slab slabs[HK_MAX_SLABS];
   uint32_t released_ms[HK_MAX_SLABS]; /* when each dirty slab was released */
-  /* The slab covering each 64 KiB of the region, whatever the geometry:
-   * free() finds a block's slab with one shift and one load. */
-  struct hk_slab *slab_of[HK_REGION_SIZE >> HK_GRANULE_SHIFT];
 };
 
 _Static_assert(sizeof(struct hk_superslab) <= HK_SLAB0_DATA_OFFSET,
