@@ -171,6 +171,10 @@ START_TEST(short_lived_threads)
     size_t warm = rss_bytes();
     churn_batches(args, CHURN_WARMUP, CHURN_THREADS - CHURN_WARMUP);
     size_t final = rss_bytes();
+    printf("# short-lived threads: RSS %zu KiB after %d threads, %zu KiB "
+           "after %d\n",
+           warm / 1024, CHURN_WARMUP, final / 1024, CHURN_THREADS);
+    fflush(stdout);
 
     ck_assert_msg(final < warm + RSS_SLACK,
                   "RSS grew from %zu KiB after %d threads to %zu KiB after "
@@ -269,6 +273,10 @@ START_TEST(exit_holding_blocks)
     for (int r = 1; r < HOLD_ROUNDS; r++)
         hold_round(args, again, r);
     size_t last = rss_bytes();
+    printf("# threads exiting with live blocks: RSS %zu KiB after round 1, "
+           "%zu KiB after round %d\n",
+           first / 1024, last / 1024, HOLD_ROUNDS);
+    fflush(stdout);
 
     ck_assert_msg(last < first + RSS_SLACK,
                   "RSS grew from %zu KiB after round 1 to %zu KiB after "

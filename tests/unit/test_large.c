@@ -238,24 +238,24 @@ START_TEST(test_realloc_grows_and_shrinks_in_place) {
 END_TEST
 
 START_TEST(test_realloc_moves_big_blocks) {
-  /* A block of 2 MiB or more that cannot grow in place moves its pages
+  /* A block of 16 MiB or more that cannot grow in place moves its pages
    * (mremap) rather than copying them: its old space is left holding no
    * pages, and reads as zero. */
-  char *p = hk_api_malloc(4 * MiB);
+  char *p = hk_api_malloc(16 * MiB);
   char *wall = hk_api_malloc(1 * MiB);
   ck_assert(p && wall);
-  ck_assert_ptr_eq(wall, p + 4 * MiB);
-  memset(p, 0x6b, 4 * MiB);
-  char *q = hk_api_realloc(p, 16 * MiB);
+  ck_assert_ptr_eq(wall, p + 16 * MiB);
+  memset(p, 0x6b, 16 * MiB);
+  char *q = hk_api_realloc(p, 40 * MiB);
   ck_assert_ptr_nonnull(q);
   ck_assert_ptr_ne(q, p);
-  for (size_t i = 0; i < 4 * MiB; i += 512)
+  for (size_t i = 0; i < 16 * MiB; i += 512)
     ck_assert_int_eq(q[i], 0x6b);
-  ck_assert_int_eq(q[4 * MiB - 1], 0x6b);
-  touch((unsigned char *)q, 16 * MiB, 0x6c);
+  ck_assert_int_eq(q[16 * MiB - 1], 0x6b);
+  touch((unsigned char *)q, 40 * MiB, 0x6c);
   /* White-box: p's space is free, and clean rather than kept. */
   ck_assert_uint_eq(stats().large_cached_bytes, 0);
-  for (size_t i = 4096; i < 4 * MiB; i += 4096)
+  for (size_t i = 4096; i < 16 * MiB; i += 4096) /* past the record */
     ck_assert_msg(p[i] == 0, "byte %zu of the old block is %#x", i, p[i]);
   hk_api_free(q);
   hk_api_free(wall);
