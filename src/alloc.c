@@ -75,7 +75,17 @@ static size_t usable_size(const void *p, const char *fn) {
   }
   if (seg->kind == HK_SEG_SUPERSLAB) {
     struct hk_slab *s = hk_small_locate((struct hk_superslab *)seg, a, fn);
-    return s ? hk_slab_block_size(s) : 0;
+    if (!s)
+      return 0;
+    /* A freed block (or one never handed out) is not the program's to
+     * resize: realloc to a size it still fits would otherwise hand the
+     * freed block back silently. */
+    const struct hk_block *b = p;
+    if (__builtin_expect((b->free_tag ^ hk_free_tag(b)) < 2, 0)) {
+      hk_report_misuse(fn, "invalid pointer", p);
+      return 0;
+    }
+    return hk_slab_block_size(s);
   }
   return hk_large_usable((struct hk_large_chunk *)seg, p, fn);
 }
