@@ -13,6 +13,7 @@
 #include "internal/init.h"
 #include "internal/large_chunk.h"
 #include "internal/options.h"
+#include "internal/region_map.h"
 #include "internal/report.h"
 #include "internal/stats.h"
 
@@ -78,14 +79,20 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
   return user;
 }
 
-/* The page word of the live block `p`, or 0 after reporting misuse. */
+/* With the lock held: the page word of the live block `p`, or 0 after
+ * unlocking and reporting misuse. The region map is asked again under the
+ * lock: the program's pointer was looked up before it, and a chunk is
+ * unmapped (under the lock) only when nothing in it is live, so a stale
+ * pointer may have lost its chunk in between. */
 static uint32_t live_or_report(struct hk_large_chunk *c, const void *p,
                                const char *fn) {
-  uint32_t w = hk_chunk_live_word(c, (uintptr_t)p);
-  if (w)
-    return w;
-  pthread_mutex_lock(&large_lock);
-  const char *why = hk_chunk_misuse(c, (uintptr_t)p);
+  const char *why = "invalid pointer";
+  if (hk_region_lookup((uintptr_t)p) == &c->seg) {
+    uint32_t w = hk_chunk_live_word(c, (uintptr_t)p);
+    if (w)
+      return w;
+    why = hk_chunk_misuse(c, (uintptr_t)p);
+  }
   pthread_mutex_unlock(&large_lock);
   hk_report_misuse(fn, why, p);
   return 0;
@@ -93,21 +100,21 @@ static uint32_t live_or_report(struct hk_large_chunk *c, const void *p,
 
 size_t hk_large_usable(struct hk_large_chunk *c, const void *p,
                        const char *fn) {
+  pthread_mutex_lock(&large_lock);
   uint32_t w = live_or_report(c, p, fn);
-  return w ? usable_bytes(w) : 0;
+  if (!w)
+    return 0;
+  pthread_mutex_unlock(&large_lock);
+  return usable_bytes(w);
 }
 
 void hk_large_free(struct hk_large_chunk *c, void *p, const char *fn) {
-  pthread_mutex_lock(&large_lock);
   /* Checked under the lock: two threads freeing the same block must not
    * both get past it. */
-  uint32_t w = hk_chunk_live_word(c, (uintptr_t)p);
-  if (!w) {
-    const char *why = hk_chunk_misuse(c, (uintptr_t)p);
-    pthread_mutex_unlock(&large_lock);
-    hk_report_misuse(fn, why, p);
+  pthread_mutex_lock(&large_lock);
+  uint32_t w = live_or_report(c, p, fn);
+  if (!w)
     return;
-  }
   uint32_t page = hk_chunk_page(c, (uintptr_t)p);
   if (w & HK_PAGE_GUARD) {
     page--;
@@ -168,7 +175,9 @@ void *hk_large_resize(struct hk_large_chunk *c, void *p, size_t size) {
                                  ? pages_for(size)
                                  : HK_PAGE_LEN_MASK);
   pthread_mutex_lock(&large_lock);
-  uint32_t w = hk_chunk_live_word(c, (uintptr_t)p);
+  uint32_t w = hk_region_lookup((uintptr_t)p) == &c->seg
+                   ? hk_chunk_live_word(c, (uintptr_t)p)
+                   : 0;
   if (!w || (w & HK_PAGE_GUARD)) {
     pthread_mutex_unlock(&large_lock);
     return NULL;

@@ -14,8 +14,7 @@
  * a live large block exactly when it is page-aligned and its page's word
  * says "head of a live extent"; anything else in a chunk is reported.
  *
- * Everything here runs under the large tier's lock (large.c), except
- * hk_chunk_live_pages, which only reads.
+ * Everything here runs under the large tier's lock (large.c).
  */
 #ifndef HK_LARGE_CHUNK_H
 #define HK_LARGE_CHUNK_H
@@ -62,7 +61,7 @@ static inline uint32_t hk_chunk_word(const struct hk_large_chunk *c,
 }
 
 /* The page word of `p` if it is the start of a live block (guard page
- * skipped), else 0. Lock-free: only the block's own owner changes it. */
+ * skipped), else 0. */
 uint32_t hk_chunk_live_word(const struct hk_large_chunk *c, uintptr_t p);
 
 /* Why `p` is not a live block: "double free" if it lies at the start of
