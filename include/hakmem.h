@@ -29,7 +29,7 @@ struct hakmem_stats {
   size_t slab_bytes;        /* bytes of slabs cut into small blocks */
   size_t large_bytes;       /* bytes mapped for live large blocks */
   size_t large_count;       /* live large blocks */
-  size_t large_cached_bytes;/* freed large blocks kept for reuse */
+  size_t large_cached_bytes;/* freed large blocks' pages kept for reuse */
   size_t superslabs;        /* SuperSlabs mapped right now */
   size_t peak_superslabs;   /* the most ever mapped at once */
 };
