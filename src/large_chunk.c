@@ -442,7 +442,6 @@ size_t hk_extent_purge(int all) {
   return released;
 }
 
-size_t hk_extent_dirty_bytes(void) { return dirty_bytes; }
 
 uint32_t hk_chunk_live_word(const struct hk_large_chunk *c, uintptr_t p) {
   if (p & (HK_PAGE_SIZE - 1))

@@ -97,7 +97,4 @@ void hk_extent_shrink(struct hk_large_chunk *c, uint32_t page, uint32_t pages);
  * clean and free. Returns the bytes unmapped. */
 size_t hk_extent_purge(int all);
 
-/* Bytes in dirty free extents. */
-size_t hk_extent_dirty_bytes(void);
-
 #endif

@@ -145,16 +145,25 @@ static void *remote_free(void *arg) {
   return NULL;
 }
 
-/* Another thread frees the block, then main frees it again after
- * overwriting its first 16 bytes (which hold the remote list's link). */
-static int cross_thread_double_free(size_t size) {
-  pthread_t a, b;
-  if (pthread_create(&a, NULL, owner, &size) != 0)
+/* Starts the owner thread, which allocates `shared`, and has a third
+ * thread free it onto the owner's remote list. 0, or 2 on failure. */
+static int free_remotely(pthread_t *owner_thread, size_t *size) {
+  pthread_t b;
+  if (pthread_create(owner_thread, NULL, owner, size) != 0)
     return 2;
   wait_stage(1);
   say_block(shared);
   if (pthread_create(&b, NULL, remote_free, NULL) != 0 ||
       pthread_join(b, NULL) != 0)
+    return 2;
+  return 0;
+}
+
+/* Another thread frees the block, then main frees it again after
+ * overwriting its first 16 bytes (which hold the remote list's link). */
+static int cross_thread_double_free(size_t size) {
+  pthread_t a;
+  if (free_remotely(&a, &size) != 0)
     return 2;
   memset(shared, 0x41, 16);
   free(shared);
@@ -167,13 +176,8 @@ static int cross_thread_double_free(size_t size) {
 /* Another thread frees the block onto the owner's remote list; main
  * overwrites the link there; the owner collects the list. */
 static int remote_list_poisoned(size_t size) {
-  pthread_t a, b;
-  if (pthread_create(&a, NULL, owner, &size) != 0)
-    return 2;
-  wait_stage(1);
-  say_block(shared);
-  if (pthread_create(&b, NULL, remote_free, NULL) != 0 ||
-      pthread_join(b, NULL) != 0)
+  pthread_t a;
+  if (free_remotely(&a, &size) != 0)
     return 2;
   uint64_t v = 0x4141414141414141u;
   memcpy(shared, &v, sizeof v);
