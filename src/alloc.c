@@ -74,14 +74,14 @@ static size_t usable_size(const void *p, const char *fn) {
     return 0;
   }
   if (seg->kind == HK_SEG_SUPERSLAB) {
-    struct hk_slab *s = hk_small_locate((struct hk_superslab *)seg, a, fn);
+    unsigned i;
+    struct hk_slab *s = hk_small_locate((struct hk_superslab *)seg, a, fn, &i);
     if (!s)
       return 0;
     /* A freed block (or one never handed out) is not the program's to
      * resize: realloc to a size it still fits would otherwise hand the
      * freed block back silently. */
-    const struct hk_block *b = p;
-    if (__builtin_expect((b->free_tag ^ hk_free_tag(b)) < 2, 0)) {
+    if (__builtin_expect(hk_link_get(s, i) != HK_LINK_LIVE, 0)) {
       hk_report_misuse(fn, "invalid pointer", p);
       return 0;
     }

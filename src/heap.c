@@ -21,13 +21,12 @@
 /* How many abandoned slabs one refill may adopt before taking a new one. */
 #define HK_ADOPT_TRIES 8
 
-struct hk_slab hk_empty_slab;
+struct hk_slab hk_empty_slab = {.free = HK_LINK_END};
 struct hk_heap hk_heap_empty = {
     .cur = {[0 ... HK_CLASS_COUNT - 1] = &hk_empty_slab},
 };
 __thread struct hk_heap *hk_tls_heap
     __attribute__((tls_model("initial-exec"))) = &hk_heap_empty;
-uintptr_t hk_tag_secret;
 
 /* Slabs of exited threads that still hold live blocks, per class. Only
  * adoptable ones are offered to threads: if full ones were, every refill
@@ -78,8 +77,7 @@ static struct hk_slab *queue_pop(struct hk_slab_queue *q) {
 }
 
 static int slab_has_blocks(struct hk_slab *s) {
-  return s->free != NULL ||
-         atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity;
+  return !hk_slab_list_empty(s) || hk_slab_carved(s) < s->capacity;
 }
 
 // ---------------------------------------------------------------------------
@@ -169,9 +167,9 @@ refill(struct hk_heap *h, struct hk_slab **cur, unsigned cls) {
   struct hk_slab *s = *cur;
   if (s != &hk_empty_slab) {
     hk_slab_collect(s);
-    if (!s->free)
+    if (hk_slab_list_empty(s))
       hk_slab_carve(s);
-    if (s->free)
+    if (!hk_slab_list_empty(s))
       return s;
     s->list = HK_LIST_FULL;
     queue_push(&h->full[cls], s);
@@ -182,7 +180,7 @@ refill(struct hk_heap *h, struct hk_slab **cur, unsigned cls) {
     errno = ENOMEM;
     return NULL;
   }
-  if (!s->free)
+  if (hk_slab_list_empty(s))
     hk_slab_carve(s);
   *cur = s;
   return s;
@@ -193,18 +191,37 @@ struct hk_slab *hk_heap_refill(struct hk_heap *h, struct hk_slab **cur,
   return refill(h, cur, cls);
 }
 
+int hk_slab_pop(struct hk_slab *s, unsigned *index) {
+  unsigned i = s->free;
+  hk_link next = hk_link_get(s, i);
+  if (__builtin_expect(next >= HK_LINK_PENDING, 0)) {
+    /* Two frees of one block raced (or a bug of ours): the block is out
+     * with the program or being freed. The list is dropped; its blocks
+     * stay counted in `used`, so the slab is never given back, which is
+     * safe (HAKMEM_INVALID_FREE=warn goes on with the next slab). */
+    s->free = HK_LINK_END;
+    hk_report_misuse("malloc", "corrupted free list", hk_slab_block(s, i));
+    return 0;
+  }
+  s->free = (uint16_t)(next & ~HK_LINK_FRESH);
+  hk_link_set(s, i, HK_LINK_LIVE);
+  hk_slab_set_used(s, hk_slab_used(s) + 1);
+  *index = i;
+  return next & HK_LINK_FRESH ? 2 : 1;
+}
+
 /* Out of line so that hk_small_alloc_slow saves no registers before it
  * knows which mode it serves. */
 static __attribute__((noinline)) void *alloc_slow(struct hk_heap *h,
                                                   unsigned cls) {
-  struct hk_slab *s = refill(h, &h->cur[cls], cls);
-  if (!s)
-    return NULL;
-  struct hk_block *b = s->free;
-  s->free = b->next;
-  hk_slab_set_used(s, hk_slab_used(s) + 1);
-  b->free_tag = 0;
-  return b;
+  for (;;) {
+    struct hk_slab *s = refill(h, &h->cur[cls], cls);
+    if (!s)
+      return NULL;
+    unsigned i;
+    if (hk_slab_pop(s, &i))
+      return hk_slab_block(s, i);
+  }
 }
 
 void *hk_small_alloc_slow(unsigned cls) {
@@ -259,17 +276,14 @@ static void count(_Atomic uint64_t *c) {
 /* HAKMEM_STATS and HAKMEM_HARDENED: every free comes here (see
  * hk_owner_value), the owner's too. Returns 1 if it was the owner's and is
  * done. */
-static int owner_free(struct hk_slab *s, struct hk_block *b) {
+static int owner_free(struct hk_slab *s, unsigned i) {
   struct hk_heap *h = hk_tls_heap;
   unsigned cls = hk_slab_class(s);
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) ==
       hk_owner_value(h)) {
     if (hk_options.stats)
       count(&h->frees[cls]);
-    if (hk_options.hardened)
-      hk_hardened_free_local(h, s, b);
-    else
-      hk_free_local(h, s, b);
+    hk_free_local(h, s, i);
     return 1;
   }
   if (!hk_options.stats)
@@ -282,23 +296,34 @@ static int owner_free(struct hk_slab *s, struct hk_block *b) {
   return 0;
 }
 
-void hk_free_remote(struct hk_slab *s, struct hk_block *b) {
-  if (__builtin_expect(hk_options.hardened, 0) &&
-      !hk_hardened_free_check(s, b))
+/* Takes block i from LIVE to PENDING with one atomic operation, so that
+ * of two threads freeing the same block at the same instant only one
+ * goes on; the other reports a double free. */
+static int claim(struct hk_slab *s, unsigned i, const char *fn) {
+  hk_link live = HK_LINK_LIVE;
+  if (atomic_compare_exchange_strong_explicit(&s->links[i], &live,
+                                              HK_LINK_PENDING,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed))
+    return 1;
+  hk_report_misuse(fn, hk_slab_misuse(live), hk_slab_block(s, i));
+  return 0;
+}
+
+void hk_free_remote(struct hk_slab *s, unsigned i) {
+  int hardened = hk_options.hardened;
+  /* Hardened mode claims every free, the owner's too. */
+  if (__builtin_expect(hardened, 0) &&
+      (!claim(s, i, "free") || !hk_hardened_free_check(s, i)))
     return;
-  if (__builtin_expect(hk_options.stats | hk_options.hardened, 0) &&
-      owner_free(s, b))
+  if (__builtin_expect(hk_options.stats | hardened, 0) && owner_free(s, i))
     return;
-  struct hk_block *head =
-      atomic_load_explicit(&s->remote, memory_order_relaxed);
-  do {
-    b->next = hk_slab_link(b, head == HK_REMOTE_STUCK ? NULL : head);
-  } while (!atomic_compare_exchange_weak_explicit(
-      &s->remote, &head, b, memory_order_release, memory_order_relaxed));
+  if (!hardened && !claim(s, i, "free"))
+    return;
   /* Past the CAS the owner may collect our block, empty the slab and unmap
    * its SuperSlab: only a stuck slab may be touched here, and it cannot go
    * away because nobody can adopt it until unstick() offers it. */
-  if (head == HK_REMOTE_STUCK)
+  if (hk_slab_remote_push(s, i) == HK_REMOTE_STUCK)
     unstick(s);
 }
 
@@ -362,9 +387,9 @@ static void abandon_or_release(struct hk_slab *s) {
   atomic_store_explicit(&s->owner, NULL, memory_order_release);
   unsigned cls = hk_slab_class(s);
   pthread_mutex_lock(&abandoned_lock);
-  struct hk_block *none = NULL;
+  uint32_t none = HK_REMOTE_EMPTY;
   if (slab_has_blocks(s) ||
-      !atomic_compare_exchange_strong_explicit(&s->remote, &none,
+      !atomic_compare_exchange_strong_explicit(hk_slab_remote(s), &none,
                                                HK_REMOTE_STUCK,
                                                memory_order_acq_rel,
                                                memory_order_relaxed)) {

@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/single_threaded.h>
 
 #include "internal/crash.h"
@@ -59,16 +58,6 @@ static void fork_child(void) {
   hk_heap_fork_child();
 }
 
-static uintptr_t random_secret(void) {
-  /* The kernel hands every process 16 random bytes; reading them needs no
-   * system call and no allocation. */
-  uintptr_t secret = 0;
-  const void *rnd = (const void *)getauxval(AT_RANDOM);
-  if (rnd)
-    memcpy(&secret, (const char *)rnd + 8, sizeof secret);
-  return secret | 1;
-}
-
 void hk_init_slow(void) {
   int expected = 0;
   if (atomic_compare_exchange_strong_explicit(&hk_init_state, &expected, 1,
@@ -79,7 +68,6 @@ void hk_init_slow(void) {
     if (hk_options.verbose)
       hk_options_print();
     hk_crash_handler_install();
-    hk_tag_secret = random_secret();
     pthread_key_create(&thread_key, thread_exit);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     init_running_here = 0;

@@ -13,6 +13,20 @@
 
 static const uint8_t geometry_shift[HK_GEOM_COUNT] = {16, 19, 21, 16};
 static const uint8_t geometry_slabs[HK_GEOM_COUNT] = {32, 4, 1, 1};
+/* Blocks of each geometry are larger than this (tiny: at least it), which
+ * bounds how many links a slab of it needs. */
+static const uint32_t geometry_min_block[HK_GEOM_COUNT] = {16, 1024, 65536, 16};
+
+static uint32_t link_stride(unsigned g) {
+  return (uint32_t)(((size_t)1 << geometry_shift[g]) / geometry_min_block[g]);
+}
+
+/* Bytes of the out-of-band metadata mapping of a SuperSlab. */
+static size_t meta_size(unsigned g) {
+  size_t bytes = sizeof(struct hk_slab_meta) +
+                 (size_t)geometry_slabs[g] * link_stride(g) * sizeof(hk_link);
+  return (bytes + HK_PAGE_SIZE - 1) & ~(size_t)(HK_PAGE_SIZE - 1);
+}
 
 /* Bytes actually mapped for a SuperSlab of the geometry. */
 static size_t geometry_map_size(unsigned g) {
@@ -63,11 +77,24 @@ static void list_remove(struct hk_superslab **head, struct hk_superslab *ss) {
 // after the slab was released, checked whenever the pool is next used (there
 // is no background thread to do it on time).
 
-static void slab_decommit(struct hk_slab *slab) {
+/* Gives an unused slab's pages back, and the whole pages of its links.
+ * Returns 0, or the errno of a decommit the kernel refused (mlockall):
+ * the slab then stays dirty. Nothing reads an unused slab's old contents
+ * (calloc zeroes small blocks itself), so a refusal costs memory only. */
+static int slab_decommit(struct hk_slab *slab) {
   struct hk_superslab *ss = hk_slab_superslab(slab);
   uintptr_t base = hk_slab_base(slab);
   uintptr_t start = hk_slab_index(slab) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
-  hk_os_decommit((void *)start, ((size_t)1 << ss->slab_shift) - (start - base));
+  int rc = hk_os_decommit((void *)start,
+                          ((size_t)1 << ss->slab_shift) - (start - base));
+  uintptr_t links = (uintptr_t)(ss->meta->links +
+                                (uintptr_t)hk_slab_index(slab) * ss->link_stride);
+  uintptr_t lo = (links + HK_PAGE_SIZE - 1) & ~(uintptr_t)(HK_PAGE_SIZE - 1);
+  uintptr_t hi = (links + ss->link_stride * sizeof(hk_link)) &
+                 ~(uintptr_t)(HK_PAGE_SIZE - 1);
+  if (rc == 0 && hi > lo)
+    rc = hk_os_decommit((void *)lo, hi - lo);
+  return rc;
 }
 
 static void dirty_remove(struct pool *pool, struct hk_superslab *ss) {
@@ -111,7 +138,10 @@ static size_t purge(struct pool *pool, uint32_t now, uint32_t age) {
       unsigned i = (unsigned)__builtin_ctz(mask);
       mask &= mask - 1;
       if ((uint32_t)(now - ss->released_ms[i]) >= age) {
-        slab_decommit(&ss->slabs[i]);
+        if (slab_decommit(&ss->slabs[i]) != 0) {
+          ss->released_ms[i] = now; /* refused: try again a delay later */
+          continue;
+        }
         purged += (size_t)1 << ss->slab_shift;
         dirty_clear(pool, ss, i);
       }
@@ -135,10 +165,17 @@ static void purge_if_due(struct pool *pool) {
 
 static struct hk_superslab *superslab_map(unsigned geometry) {
   size_t size = geometry_map_size(geometry);
-  struct hk_superslab *ss = hk_os_map_aligned(size, HK_REGION_SIZE);
-  if (!ss)
+  struct hk_slab_meta *meta = hk_os_map_aligned(meta_size(geometry), HK_PAGE_SIZE);
+  if (!meta)
     return NULL;
+  struct hk_superslab *ss = hk_os_map_aligned(size, HK_REGION_SIZE);
+  if (!ss) {
+    hk_os_unmap(meta, meta_size(geometry));
+    return NULL;
+  }
   ss->seg.kind = HK_SEG_SUPERSLAB;
+  ss->meta = meta;
+  ss->link_stride = link_stride(geometry);
   ss->geometry = (uint8_t)geometry;
   ss->slab_shift = geometry_shift[geometry];
   ss->slab_count = geometry_slabs[geometry];
@@ -150,6 +187,7 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
    * an unused slab there, and is reported as not ours. */
   if (hk_region_register((uintptr_t)ss, HK_REGION_SIZE, &ss->seg) != 0) {
     hk_os_unmap(ss, size);
+    hk_os_unmap(meta, meta_size(geometry));
     errno = ENOMEM;
     return NULL;
   }
@@ -173,6 +211,7 @@ static void superslab_unmap(struct hk_superslab *ss) {
   size_t size = geometry_map_size(ss->geometry);
   hk_stats_superslabs(-1);
   hk_region_unregister((uintptr_t)ss, HK_REGION_SIZE);
+  hk_os_unmap(ss->meta, meta_size(ss->geometry));
   hk_os_unmap(ss, size);
   hk_stats_unmapped(size);
 }
@@ -218,14 +257,14 @@ void hk_superslab_release_slab(struct hk_slab *slab) {
   unsigned idx = hk_slab_index(slab);
   int solo = ss->geometry == HK_GEOM_TINY_SOLO;
   /* A delay of 0 (and diet) purges now, outside the lock. */
-  if (!solo && hk_options.purge_delay_ms == 0)
-    slab_decommit(slab);
+  int refused = !solo && hk_options.purge_delay_ms == 0 &&
+                slab_decommit(slab) != 0;
   struct hk_superslab *to_unmap = NULL;
   pthread_mutex_lock(&pool->lock);
   if (ss->free_mask == 0)
     list_insert(&pool->partial, ss);
   ss->free_mask |= 1u << idx;
-  if (!solo && hk_options.purge_delay_ms > 0)
+  if (!solo && (hk_options.purge_delay_ms > 0 || refused))
     dirty_mark(pool, ss, idx);
   if (ss->free_mask == all_slabs_mask(ss)) {
     list_remove(&pool->partial, ss);

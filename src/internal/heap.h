@@ -67,8 +67,14 @@ void *hk_small_alloc_slow(unsigned cls);
  * another. NULL with errno ENOMEM when no memory is left. */
 struct hk_slab *hk_heap_refill(struct hk_heap *h, struct hk_slab **cur,
                                unsigned cls);
+/* Pops the first block of s's (non-empty) free list into *index: 2 if it
+ * was never handed out before, 1 if it was; 0 after reporting a corrupted
+ * list, which is then dropped. */
+int hk_slab_pop(struct hk_slab *s, unsigned *index);
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s);
-void hk_free_remote(struct hk_slab *s, struct hk_block *b);
+/* free() of block i of s by a thread that is not its owner (and, with
+ * HAKMEM_STATS or HAKMEM_HARDENED, by every thread). */
+void hk_free_remote(struct hk_slab *s, unsigned i);
 
 /* Returns the empty slabs of exited threads to the pool (malloc_trim). */
 void hk_heap_trim_abandoned(void);
@@ -82,46 +88,51 @@ void hk_heap_fork_prepare(void);
 void hk_heap_fork_parent(void);
 void hk_heap_fork_child(void);
 
+/* The fast path: the current slab's first free block. Its link is checked
+ * before it becomes the head: a LIVE or PENDING link (left by two threads
+ * freeing one block at once) goes to the slow path, which reports it. */
 static inline void *hk_small_alloc(unsigned cls) {
   struct hk_slab *s = hk_tls_heap->cur[cls];
-  struct hk_block *b = s->free;
-  if (__builtin_expect(b != NULL, 1)) {
-    s->free = b->next;
-    hk_slab_set_used(s, hk_slab_used(s) + 1);
-    b->free_tag = 0;
-    return b;
+  unsigned i = s->free;
+  if (__builtin_expect(!(i & HK_LINK_END), 1)) {
+    hk_link next = hk_link_get(s, i);
+    if (__builtin_expect(next < HK_LINK_PENDING, 1)) {
+      s->free = (uint16_t)(next & ~HK_LINK_FRESH);
+      hk_link_set(s, i, HK_LINK_LIVE);
+      hk_slab_set_used(s, hk_slab_used(s) + 1);
+      return hk_slab_block(s, i);
+    }
   }
   return hk_small_alloc_slow(cls);
 }
 
-/* The slab holding `a` if `a` is the start of one of its carved blocks;
- * reports `fn` misuse and returns NULL otherwise. (Whether the block is out
- * with the program is told by its free tag, see hk_small_free.) */
+/* The slab holding `a` if `a` is the start of one of its carved blocks,
+ * with the block's index in *index; reports `fn` misuse and returns NULL
+ * otherwise. (Whether the block is out with the program is told by its
+ * link, see hk_small_free.) */
 static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
-                                              uintptr_t a, const char *fn) {
+                                              uintptr_t a, const char *fn,
+                                              unsigned *index) {
   uintptr_t in_ss = a & HK_REGION_MASK;
   struct hk_slab *s = ss->slabs + ss->slab_index_of[in_ss >> HK_GRANULE_SHIFT];
   /* One base for every field of s below (else the compiler keeps two). */
   __asm__("" : "+r"(s));
   /* An address below the first block wraps around to near 2^32, whose
    * quotient exceeds any slab's block count. */
-  struct hk_div d = hk_div_by_magic((uint32_t)(in_ss - s->start_off),
-                                    s->div_magic);
-  if (__builtin_expect(!d.exact || d.quotient >= atomic_load_explicit(
-                                                     &s->carved,
-                                                     memory_order_relaxed),
-                       0)) {
+  struct hk_div d = hk_div_by_magic((uint32_t)(a - s->start), s->div_magic);
+  if (__builtin_expect(!d.exact || d.quotient >= hk_slab_carved(s), 0)) {
     hk_report_misuse(fn, "invalid pointer", (void *)a);
     return NULL;
   }
+  *index = (unsigned)d.quotient;
   return s;
 }
 
 /* The owner's side of free: back onto the slab's own list. */
 static inline void hk_free_local(struct hk_heap *h, struct hk_slab *s,
-                                 struct hk_block *b) {
-  b->next = s->free;
-  s->free = b;
+                                 unsigned i) {
+  hk_link_set(s, i, s->free);
+  s->free = (uint16_t)i;
   /* An empty slab that is still the current one stays put: alternating
    * malloc/free of one block must not leave the fast path. */
   unsigned used = hk_slab_used(s) - 1;
@@ -134,28 +145,26 @@ static inline void hk_free_local(struct hk_heap *h, struct hk_slab *s,
 /* Always inlined: a call would cost free() more than the body saves. */
 static inline __attribute__((always_inline)) void
 hk_small_free(struct hk_superslab *ss, void *p, const char *fn) {
-  struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, fn);
+  unsigned i;
+  struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, fn, &i);
   if (__builtin_expect(s == NULL, 0))
     return;
-  struct hk_block *b = p;
-  uintptr_t tag = hk_free_tag(b);
-  /* One compare catches both a freed block (tag) and a block carved into
-   * the free list but never handed out (tag ^ 1). */
-  if (__builtin_expect((b->free_tag ^ tag) < 2, 0)) {
-    hk_report_misuse(fn, b->free_tag == tag ? "double free" : "invalid pointer",
-                     p);
+  /* Only a block out with the program has a LIVE link: this one test
+   * catches a double free whatever the program wrote into the block. */
+  hk_link link = hk_link_get(s, i);
+  if (__builtin_expect(link != HK_LINK_LIVE, 0)) {
+    hk_report_misuse(fn, hk_slab_misuse(link), p);
     return;
   }
-  b->free_tag = tag;
   struct hk_heap *h = hk_tls_heap;
   /* With HAKMEM_STATS the owner field is tagged, so every free takes the
    * out-of-line path, which counts it; without, this compare is all. */
   if (__builtin_expect(
           atomic_load_explicit(&s->owner, memory_order_relaxed) == h, 1)) {
-    hk_free_local(h, s, b);
+    hk_free_local(h, s, i);
     return;
   }
-  hk_free_remote(s, b);
+  hk_free_remote(s, i);
 }
 
 #endif

@@ -1,14 +1,16 @@
-/* slab.h: operations on one slab -- cutting it into blocks, collecting the
- * blocks other threads freed into it. Only the slab's owner calls these. */
+/* slab.h: operations on one slab -- cutting it into blocks, its
+ * out-of-band free list (see the link values in types.h), collecting the
+ * blocks other threads freed into it. Only the slab's owner calls these,
+ * except hk_slab_remote_push. */
 #ifndef HK_SLAB_H
 #define HK_SLAB_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "hardened.h"
 #include "options.h"
 #include "os.h"
+#include "report.h"
 #include "size_class.h"
 #include "stats.h"
 #include "superslab.h"
@@ -27,13 +29,17 @@ static inline uint32_t hk_slab_block_size(const struct hk_slab *s) {
 static inline unsigned hk_slab_class(const struct hk_slab *s) {
   return atomic_load_explicit(&s->class_idx, HK_RELAXED);
 }
-
-extern uintptr_t hk_tag_secret;
-
-/* What a free block holds in its second word; secret, so that program data
- * does not pass for it by accident. */
-static inline uintptr_t hk_free_tag(const struct hk_block *b) {
-  return (uintptr_t)b ^ hk_tag_secret;
+static inline unsigned hk_slab_carved(const struct hk_slab *s) {
+  return atomic_load_explicit(&s->carved, HK_RELAXED);
+}
+static inline hk_link hk_link_get(const struct hk_slab *s, unsigned i) {
+  return atomic_load_explicit(&s->links[i], HK_RELAXED);
+}
+static inline void hk_link_set(struct hk_slab *s, unsigned i, unsigned v) {
+  atomic_store_explicit(&s->links[i], (hk_link)v, HK_RELAXED);
+}
+static inline int hk_slab_list_empty(const struct hk_slab *s) {
+  return (s->free & HK_LINK_END) != 0;
 }
 
 /* Division by the block size without a divide (Lemire, Kaser and Kurz,
@@ -64,112 +70,133 @@ static inline uintptr_t hk_slab_base(const struct hk_slab *s) {
   return (uintptr_t)ss + ((uintptr_t)hk_slab_index(s) << ss->slab_shift);
 }
 
+static inline _Atomic uint32_t *hk_slab_remote(const struct hk_slab *s) {
+  return &hk_slab_superslab(s)->meta->remote[hk_slab_index(s)].head;
+}
+
+static inline void *hk_slab_block(const struct hk_slab *s, unsigned i) {
+  return (void *)(s->start + (uintptr_t)i * hk_slab_block_size(s));
+}
+
+/* The index of `a`, known to be a carved block of the slab. */
+static inline unsigned hk_slab_index_of(const struct hk_slab *s, uintptr_t a) {
+  return (unsigned)hk_div_by_magic((uint32_t)(a - s->start), s->div_magic)
+      .quotient;
+}
+
 static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
                                 struct hk_heap *owner) {
-  const struct hk_superslab *ss = hk_slab_superslab(s);
+  struct hk_superslab *ss = hk_slab_superslab(s);
   uintptr_t base = hk_slab_base(s);
   uintptr_t start = hk_slab_index(s) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
   uint32_t bs = hk_class_size[cls];
-  s->free = NULL;
+  s->free = HK_LINK_END;
   hk_slab_set_used(s, 0);
-  atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
-  s->start_off = (uint32_t)(start - (uintptr_t)ss);
+  atomic_store_explicit(&s->carved, 0, HK_RELAXED);
+  s->start = start;
+  s->links = ss->meta->links + (uintptr_t)hk_slab_index(s) * ss->link_stride;
   atomic_store_explicit(&s->block_size, bs, HK_RELAXED);
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = hk_div_magic(bs);
   atomic_store_explicit(&s->class_idx, (uint8_t)cls, HK_RELAXED);
-  if (__builtin_expect(hk_options.hardened, 0))
-    hk_hardened_slab_init(s);
   s->list = HK_LIST_AVAIL;
   s->next = s->prev = NULL;
-  atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
+  atomic_store_explicit(hk_slab_remote(s), HK_REMOTE_EMPTY, HK_RELAXED);
   atomic_store_explicit(&s->owner, owner, memory_order_release);
 }
 
 /* Makes every block of the slab unreachable for free(): stale pointers into
  * an unused slab are then reported instead of corrupting it. */
 static inline void hk_slab_reset(struct hk_slab *s) {
-  atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->owner, NULL, HK_RELAXED);
   atomic_store_explicit(&s->block_size, 0, HK_RELAXED);
-  atomic_store_explicit(&s->carved, 0, memory_order_relaxed);
+  atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->capacity = 0;
   s->div_magic = 0;
-  s->free = NULL;
+  s->free = HK_LINK_END;
   hk_slab_set_used(s, 0);
 }
 
-/* A stuck slab (abandoned, no free block) holds this in its remote list
- * instead of NULL: the thread whose remote free replaces it knows that the
- * slab just became worth adopting, without reading the slab afterwards. */
-#define HK_REMOTE_STUCK ((struct hk_block *)1)
-
-/* Moves the blocks other threads freed into the owner's free list. */
+/* Moves the blocks other threads freed into the owner's free list. The
+ * list is taken whole with its count; it is walked (to find its tail)
+ * only when the owner's own list is not empty, and never further than
+ * the count, each step checked. */
 static inline void hk_slab_collect(struct hk_slab *s) {
-  if (atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
+  _Atomic uint32_t *remote = hk_slab_remote(s);
+  uint32_t h = atomic_load_explicit(remote, HK_RELAXED);
+  if (h == HK_REMOTE_EMPTY || h == HK_REMOTE_STUCK)
     return;
-  struct hk_block *list =
-      atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
-  if (!list)
-    return;
-  if (__builtin_expect(hk_options.hardened, 0)) {
-    hk_hardened_collect(s, list);
+  h = atomic_exchange_explicit(remote, HK_REMOTE_EMPTY, memory_order_acquire);
+  unsigned first = h & 0xffffu, n = h >> 16;
+  if (__builtin_expect(first >= s->capacity || n == 0 ||
+                           n > hk_slab_used(s),
+                       0)) {
+    hk_report_misuse("malloc", "corrupted free list",
+                     hk_slab_block(s, first & HK_LINK_INDEX));
     return;
   }
-  uint32_t n = 1;
-  struct hk_block *tail = list;
-  while (tail->next) {
-    tail = tail->next;
-    n++;
+  if (!hk_slab_list_empty(s)) {
+    unsigned tail = first;
+    for (unsigned k = 1; k < n; k++) {
+      hk_link next = hk_link_get(s, tail);
+      if (__builtin_expect(next >= s->capacity, 0)) {
+        hk_report_misuse("malloc", "corrupted free list", hk_slab_block(s, tail));
+        return;
+      }
+      tail = next;
+    }
+    hk_link_set(s, tail, s->free);
   }
-  tail->next = s->free;
-  s->free = list;
+  s->free = (uint16_t)first;
   hk_slab_set_used(s, hk_slab_used(s) - n);
   if (__builtin_expect(hk_options.stats, 0))
     atomic_fetch_add_explicit(&hk_counters.collected[hk_slab_class(s)], n,
-                              memory_order_relaxed);
+                              HK_RELAXED);
 }
 
-/* What a free block's first word holds for a link to `next`. */
-static inline struct hk_block *hk_slab_link(const struct hk_block *b,
-                                            const struct hk_block *next) {
-  if (__builtin_expect(hk_options.hardened, 0))
-    return hk_list_encode(b, next);
-  return (struct hk_block *)next;
+/* Pushes block i, whose link the caller has claimed (LIVE -> PENDING),
+ * onto the slab's remote list. Returns the head it replaced. */
+static inline uint32_t hk_slab_remote_push(struct hk_slab *s, unsigned i) {
+  _Atomic uint32_t *remote = hk_slab_remote(s);
+  uint32_t head = atomic_load_explicit(remote, HK_RELAXED), next;
+  do {
+    uint32_t h = head == HK_REMOTE_STUCK ? HK_REMOTE_EMPTY : head;
+    hk_link_set(s, i, h & 0xffffu);
+    next = (h & 0xffff0000u) + 0x10000u + i;
+  } while (!atomic_compare_exchange_weak_explicit(
+      remote, &head, next, memory_order_release, HK_RELAXED));
+  return head;
 }
 
-/* Cuts a few more never-used blocks into the free list. Carving a page or
- * so at a time, not the whole slab, keeps untouched pages out of RSS. */
+/* Cuts a few more never-used blocks into the (empty) free list. Carving a
+ * page or so at a time, not the whole slab, keeps untouched pages out of
+ * RSS. Their links carry HK_LINK_FRESH, so that a free() of one that
+ * malloc never returned is told from a double free. */
 static inline int hk_slab_carve(struct hk_slab *s) {
-  /* Only the owner writes `carved`; remote frees only read it. */
-  uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
-  uint32_t left = (uint32_t)s->capacity - carved;
+  unsigned carved = hk_slab_carved(s);
+  unsigned left = (unsigned)s->capacity - carved;
   if (left == 0)
     return 0;
   uint32_t bs = hk_slab_block_size(s);
-  uint32_t batch = (2 * HK_PAGE_SIZE) / bs;
+  unsigned batch = (2 * HK_PAGE_SIZE) / bs;
   if (batch == 0)
     batch = 1;
   if (batch > left)
     batch = left;
-  uintptr_t first = (uintptr_t)hk_slab_superslab(s) + s->start_off +
-                    (uintptr_t)carved * bs;
-  /* Carved blocks carry the free tag with its low bit flipped, so that a
-   * free() of one that malloc never returned is caught (hk_small_free). */
-  struct hk_block *b = (struct hk_block *)first;
-  for (uint32_t i = 1; i < batch; i++) {
-    struct hk_block *n = (struct hk_block *)((uintptr_t)b + bs);
-    b->next = n;
-    b->free_tag = hk_free_tag(b) ^ 1;
-    b = n;
-  }
-  b->next = s->free;
-  b->free_tag = hk_free_tag(b) ^ 1;
-  if (__builtin_expect(hk_options.hardened, 0))
-    hk_hardened_encode_run((struct hk_block *)first, batch, bs);
-  s->free = (struct hk_block *)first;
-  atomic_store_explicit(&s->carved, (uint16_t)(carved + batch),
-                        memory_order_relaxed);
+  for (unsigned i = carved; i + 1 < carved + batch; i++)
+    hk_link_set(s, i, (i + 1) | HK_LINK_FRESH);
+  hk_link_set(s, carved + batch - 1, HK_LINK_END | HK_LINK_FRESH);
+  s->free = (uint16_t)carved;
+  atomic_store_explicit(&s->carved, (uint16_t)(carved + batch), HK_RELAXED);
   return 1;
+}
+
+/* What a free() of a block whose link is `link` (not LIVE) is: a block
+ * carved but never handed out was not the program's to free; any other
+ * was freed before (or is being freed by another thread right now). */
+static inline const char *hk_slab_misuse(hk_link link) {
+  return link < HK_LINK_PENDING && (link & HK_LINK_FRESH) ? "invalid pointer"
+                                                          : "double free";
 }
 
 #endif

@@ -58,13 +58,39 @@ enum hk_geometry {
 
 struct hk_heap;
 
-/* A free block's first word links it into a list; its second word holds a
- * tag that marks it free so that a second free of it is caught. */
-struct hk_block {
-  struct hk_block *next;
-  uintptr_t free_tag;
-};
+/* Free lists live out of band. Each slab has an array of links, one per
+ * block, in a mapping apart from the blocks (struct hk_slab_meta): the
+ * program can write anywhere in its blocks, freed or live, and still
+ * cannot steer malloc, because no link the allocator follows is stored
+ * where the program writes. A link holds the index of the next free
+ * block, or one of the values below, which also tell a block's state:
+ *
+ *   0 .. 0x3fff      next free block (HK_LINK_FRESH set: this block was
+ *                    carved but never handed out)
+ *   HK_LINK_END      no next block (may carry HK_LINK_FRESH too)
+ *   HK_LINK_PENDING  being freed by another thread (transient)
+ *   HK_LINK_LIVE     out with the program
+ *
+ * malloc stores LIVE into the link of the block it hands out and free
+ * checks for it, so a double free is caught whatever the program wrote
+ * into the block; a list made inconsistent by two threads freeing one
+ * block at the same instant leads malloc to a LIVE or PENDING link, which
+ * is reported, never followed. */
+typedef uint16_t hk_link;
+#define HK_LINK_INDEX 0x3fffu
+#define HK_LINK_FRESH 0x4000u
+#define HK_LINK_END 0x8000u
+#define HK_LINK_PENDING 0xfffeu
+#define HK_LINK_LIVE 0xffffu
 
+/* A slab's remote list head: the first block's index in the low half, the
+ * number of blocks in the high half, so that the owner takes the whole
+ * list in one exchange and never walks it to count it. */
+#define HK_REMOTE_EMPTY ((uint32_t)HK_LINK_END)
+/* An abandoned slab with no free block holds this instead of EMPTY: the
+ * thread whose remote free replaces it knows that the slab just became
+ * worth adopting, without reading the slab afterwards. */
+#define HK_REMOTE_STUCK 0xffffffffu
 
 /* Which list a slab is on. An owned slab is its heap's current slab or on
  * its avail queue (AVAIL) or on its full queue (FULL); the fast path only
@@ -78,27 +104,46 @@ enum hk_slab_list {
   HK_LIST_STUCK = 3,
 };
 
-/* One cache line per slab: free() reads the geometry fields and the owner
- * together, so they must not straddle two lines. */
+/* One cache line per slab, what malloc and free of the owner read. The
+ * remote list head, which other threads write, is on a line of its own in
+ * struct hk_slab_meta. */
 struct hk_slab {
-  struct hk_block *free; /* blocks ready to hand out (owner only) */
-  _Atomic(struct hk_heap *) owner; /* NULL when abandoned or unused */
-  _Atomic(struct hk_block *) remote; /* blocks other threads freed */
-  uint64_t div_magic; /* see hk_div_magic; 0 while the slab is unused */
-  struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
-  uint32_t start_off;  /* block 0's offset from the SuperSlab */
-  /* used, block_size and class_idx are the owner's to write, but are read
-   * by remote frees (block_size) and by statistics reports (all three):
-   * relaxed atomics, which compile to plain loads and stores. */
-  _Atomic uint32_t block_size; /* 0 while the slab is unused */
+  uint16_t free; /* first free block's index, or HK_LINK_END (owner only) */
+  /* used, carved, block_size and class_idx are the owner's to write, but
+   * are read by remote frees and statistics reports: relaxed atomics,
+   * which compile to plain loads and stores. */
   _Atomic uint16_t used; /* blocks out with the program or in the remote list */
-  _Atomic uint16_t carved; /* blocks ever cut; read by remote frees */
+  _Atomic uint16_t carved; /* blocks ever cut */
   uint16_t capacity;
+  _Atomic uint32_t block_size; /* 0 while the slab is unused */
   _Atomic uint8_t class_idx;
   uint8_t list; /* enum hk_slab_list: where the slab is queued */
+  _Atomic hk_link *links; /* one per block, out of band */
+  uintptr_t start;      /* block 0's address */
+  _Atomic(struct hk_heap *) owner; /* NULL when abandoned or unused */
+  uint64_t div_magic; /* see hk_div_magic; 0 while the slab is unused */
+  struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
+
+/* The most blocks a slab can hold: a 64 KiB slab of 16-byte blocks. */
+#define HK_SLAB_MAX_BLOCKS 4096
+_Static_assert(HK_SLAB_MAX_BLOCKS - 1 <= HK_LINK_INDEX, "links index blocks");
+
+struct hk_remote_head {
+  _Atomic uint32_t head;
+} __attribute__((aligned(64)));
+
+/* A SuperSlab's out-of-band metadata, mapped apart from it: the remote
+ * heads, then each slab's links (slab i's at links + i * link_stride). */
+struct hk_slab_meta {
+  struct hk_remote_head remote[HK_MAX_SLABS];
+  /* Links start on a page, so that an unused slab's links can be given
+   * back to the OS with its blocks. */
+  char pad[4096 - HK_MAX_SLABS * sizeof(struct hk_remote_head)];
+  _Atomic hk_link links[];
+};
 
 struct hk_segment {
   uint32_t kind;
@@ -118,6 +163,8 @@ struct hk_superslab {
   struct hk_superslab *pool_next, *pool_prev;   /* partial list */
   struct hk_superslab *dirty_next, *dirty_prev; /* purge list */
   struct hk_superslab *all_next, *all_prev;     /* every mapped one */
+  struct hk_slab_meta *meta;
+  uint32_t link_stride; /* links per slab in meta */
   struct hk_slab slabs[HK_MAX_SLABS];
   uint32_t released_ms[HK_MAX_SLABS]; /* when each dirty slab was released */
 };

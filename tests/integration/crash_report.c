@@ -94,23 +94,25 @@ static void say_allocator_text(void)
 }
 
 /*
- * The use after free the report is about: a freed tiny block's first word
- * is hakmem's free-list link (struct hk_block in src/internal/types.h).
- * Overwriting it with `wild` makes the next malloc of the size hand the
- * block out again and leave `wild` as the head of the list, and the one
- * after that read the link at `wild`.
+ * The corruption the report is about. Free-list links live out of band,
+ * so no write into a block can make hakmem fault; a wild write over the
+ * metadata at the start of a SuperSlab (the first page of the 2 MiB
+ * region holding a tiny block, src/internal/types.h) still can: filled
+ * with `wild`, the slab of the block's class says its links are at
+ * `wild` and its first free block is the low 16 bits of `wild`, so with
+ * those zero the next malloc of the size reads `wild` itself.
  */
+#define WILD ((uintptr_t)0x20000) /* 128 KiB: nothing is mapped there */
 static void corrupt_free_list(uintptr_t wild)
 {
     unsigned char *p = call_malloc(32);
 
     if (p == NULL)
         _exit(2);
-    call_free(p);
-    /* Hide p's provenance, so the store below is not dropped as a store
-     * to freed memory. */
-    __asm__ volatile("" : "+r"(p));
-    *(volatile uintptr_t *)(void *)p = wild;
+    volatile uintptr_t *header =
+        (volatile uintptr_t *)((uintptr_t)p & ~(uintptr_t)((2u << 20) - 1));
+    for (size_t i = 0; i < 4096 / sizeof *header; i++)
+        header[i] = wild;
     sink = call_malloc(32);
     sink = call_malloc(32);
 }
@@ -119,13 +121,14 @@ static void corrupt_free_list(uintptr_t wild)
 static void *page_past_eof(void)
 {
     int fd = memfd_create("crash_report", MFD_CLOEXEC);
-    void *page = MAP_FAILED;
+    void *map = MAP_FAILED;
 
+    /* 64 KiB-aligned, for corrupt_free_list (every page is past EOF). */
     if (fd >= 0)
-        page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (page == MAP_FAILED)
+        map = mmap(NULL, 128 << 10, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED)
         _exit(2);
-    return page;
+    return (void *)(((uintptr_t)map + 0xffff) & ~(uintptr_t)0xffff);
 }
 
 static volatile uintptr_t program_wild_address = 16;
@@ -149,7 +152,7 @@ static int subject(const char *name)
 {
     say_allocator_text();
     if (strcmp(name, "hakmem-segv") == 0) {
-        corrupt_free_list(0x10);
+        corrupt_free_list(WILD);
     } else if (strcmp(name, "hakmem-sigbus") == 0) {
         char line[40];
         void *page = page_past_eof();
@@ -171,7 +174,7 @@ static int subject(const char *name)
         sigemptyset(&sa.sa_mask);
         if (sigaction(SIGSEGV, &sa, NULL) != 0)
             return 2;
-        corrupt_free_list(0x10);
+        corrupt_free_list(WILD);
     } else if (strcmp(name, "chained") == 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
@@ -182,7 +185,7 @@ static int subject(const char *name)
             return 2;
         if (!(hakmem_action.sa_flags & SA_SIGINFO))
             return 3; /* hakmem installed no handler */
-        corrupt_free_list(0x10);
+        corrupt_free_list(WILD);
     } else if (strcmp(name, "ignored") == 0) {
         /* SIG_IGN came in from the parent through exec. */
         struct sigaction segv, bus;
@@ -359,7 +362,7 @@ START_TEST(segv_in_hakmem_is_reported)
 
     run_subject("hakmem-segv", 0, &o);
     assert_died_of(&o, SIGSEGV);
-    assert_report(&o, "SIGSEGV", 0x10);
+    assert_report(&o, "SIGSEGV", WILD);
 }
 END_TEST
 
@@ -419,7 +422,7 @@ START_TEST(chained_handler_reports)
 
     run_subject("chained", 0, &o);
     assert_died_of(&o, SIGSEGV);
-    assert_report(&o, "SIGSEGV", 0x10);
+    assert_report(&o, "SIGSEGV", WILD);
 }
 END_TEST
 

@@ -238,24 +238,27 @@ START_TEST(test_remote_free_is_collected) {
     ck_assert_ptr_eq(slab_of(bs.p[i]), s);
   /* (Tagged with HAKMEM_STATS or HAKMEM_HARDENED.) */
   ck_assert_ptr_eq(atomic_load(&s->owner), hk_owner_value(hk_tls_heap));
-  ck_assert_ptr_null(atomic_load(&s->remote));
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(s)), HK_REMOTE_EMPTY);
 
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, free_all, &bs), 0);
   pthread_join(t, NULL);
 
-  /* The owner has not looked yet: all the blocks wait on the remote list. */
+  /* The owner has not looked yet: all the blocks wait on the remote list,
+   * whose head counts them. */
+  uint32_t head = atomic_load(hk_slab_remote(s));
+  ck_assert_uint_eq(head >> 16, N_REMOTE);
   size_t on_remote = 0;
-  for (struct hk_block *b = atomic_load(&s->remote); b;
-       b = hk_options.hardened ? hk_list_decode(b) : b->next) {
-    ck_assert(in_list(bs.p, N_REMOTE, b));
+  for (unsigned b = head & 0xffff; b != HK_LINK_END; b = hk_link_get(s, b)) {
+    ck_assert_uint_lt(b, s->capacity);
+    ck_assert(in_list(bs.p, N_REMOTE, hk_slab_block(s, b)));
     ck_assert_uint_le(++on_remote, N_REMOTE);
   }
   ck_assert_uint_eq(on_remote, N_REMOTE);
   ck_assert_ptr_eq(atomic_load(&s->owner), hk_owner_value(hk_tls_heap));
 
   expect_blocks_back(&bs);
-  ck_assert_ptr_null(atomic_load(&s->remote));
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(s)), HK_REMOTE_EMPTY);
 }
 END_TEST
 
@@ -329,7 +332,7 @@ START_TEST(test_blocks_freed_after_owner_exit_are_adopted) {
 
   /* This thread never allocated, so every free here is remote. */
   free_all(&bs);
-  ck_assert_ptr_nonnull(atomic_load(&s->remote));
+  ck_assert_uint_ne(atomic_load(hk_slab_remote(s)), HK_REMOTE_EMPTY);
 
   ck_assert_int_eq(pthread_create(&t, NULL, alloc_expecting_adoption, &bs), 0);
   pthread_join(t, NULL);
@@ -629,7 +632,7 @@ START_TEST(test_remote_free_survives_owner_exit_after_cas) {
   ck_assert_ptr_nonnull(sf.block);
   ck_assert_int_eq(hk_options.mem_diet, 1);
   struct hk_slab *s = slab_of(sf.block);
-  sf.watch = (void *)&s->remote;
+  sf.watch = (void *)hk_slab_remote(s);
 
   ck_assert_int_eq(pthread_create(&freer, NULL, free_with_watchpoint, &sf), 0);
   pthread_join(owner, NULL);

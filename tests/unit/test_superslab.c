@@ -224,17 +224,6 @@ static unsigned acquire_superslab(unsigned g, struct hk_slab **out) {
   return n;
 }
 
-/* Bytes at a slab's end that HAKMEM_HARDENED keeps for its bitmap of
- * `capacity` blocks (whole 64-bit words); none in the default mode. */
-static uintptr_t bitmap_bytes(unsigned capacity) {
-  return hk_options.hardened ? ((uintptr_t)capacity + 63) / 64 * 8 : 0;
-}
-
-/* A free block's link, decoded in hardened mode. */
-static struct hk_block *link_of(const struct hk_block *b) {
-  return hk_options.hardened ? hk_list_decode(b) : b->next;
-}
-
 /* The slab tests run in both modes (_i: HAKMEM_HARDENED), whatever the
  * environment says: each test is a process of its own. */
 START_TEST(test_slab_init_geometry) {
@@ -259,24 +248,26 @@ START_TEST(test_slab_init_geometry) {
         ck_assert_ptr_eq(atomic_load(&s->owner), &fake_owner);
         ck_assert_uint_eq(s->used, 0);
         ck_assert_uint_eq(s->carved, 0);
-        ck_assert_ptr_null(s->free);
-        ck_assert_ptr_null(atomic_load(&s->remote));
+        ck_assert_uint_eq(s->free, HK_LINK_END);
+        ck_assert_uint_eq(atomic_load(hk_slab_remote(s)), HK_REMOTE_EMPTY);
+        /* The links are out of band: not inside the SuperSlab. */
+        ck_assert((uintptr_t)s->links - (uintptr_t)ss >= HK_REGION_SIZE);
+        uintptr_t start_off = s->start - (uintptr_t)ss;
         if (idx == 0) {
           saw_slab0 = 1;
-          ck_assert_uint_eq(s->start_off, HK_SLAB0_DATA_OFFSET);
+          ck_assert_uint_eq(start_off, HK_SLAB0_DATA_OFFSET);
         } else {
-          ck_assert_uint_eq(s->start_off, base);
+          ck_assert_uint_eq(start_off, base);
         }
         /* Blocks start on a page, so a class whose size is a multiple of
          * an alignment up to a page gives aligned blocks. */
-        ck_assert_uint_eq(((uintptr_t)ss + s->start_off) % HK_PAGE_SIZE, 0);
-        uintptr_t room = end - s->start_off;
-        ck_assert_msg((uintptr_t)s->capacity * bs +
-                              bitmap_bytes(s->capacity) <= room,
+        ck_assert_uint_eq(s->start % HK_PAGE_SIZE, 0);
+        uintptr_t room = end - start_off;
+        ck_assert_msg((uintptr_t)s->capacity * bs <= room,
                       "class %u slab %u: %u blocks of %u overrun the slab", cls,
                       idx, s->capacity, bs);
-        ck_assert_msg((uintptr_t)(s->capacity + 1) * bs +
-                              bitmap_bytes(s->capacity + 1u) > room,
+        ck_assert_uint_le(s->capacity, ss->link_stride);
+        ck_assert_msg((uintptr_t)(s->capacity + 1) * bs > room,
                       "class %u slab %u: room for more than %u blocks", cls,
                       idx, s->capacity);
         ck_assert_uint_ge(s->capacity, 4);
@@ -311,7 +302,8 @@ START_TEST(test_div_magic_exact) {
                        cls, (unsigned long)off, (unsigned long)d.quotient,
                        d.exact, (unsigned long)(off / bs));
       }
-      for (uint64_t below = 1; below <= s->start_off + 64; below++) {
+      for (uint64_t below = 1;
+           below <= s->start - (uintptr_t)hk_slab_superslab(s) + 64; below++) {
         uint32_t wrapped = (uint32_t)(0 - below);
         struct hk_div d = hk_div_by_magic(wrapped, s->div_magic);
         if (d.quotient < s->capacity)
@@ -340,33 +332,47 @@ START_TEST(test_carve_whole_slab) {
         struct hk_slab *s = pick[k];
         struct hk_superslab *ss = hk_slab_superslab(s);
         hk_slab_init(s, cls, &fake_owner);
-        uintptr_t first = (uintptr_t)ss + s->start_off;
-        uintptr_t end = hk_slab_base(s) + ((uintptr_t)1 << ss->slab_shift) -
-                        bitmap_bytes(s->capacity);
-        unsigned rounds = 0;
-        while (hk_slab_carve(s))
+        uintptr_t first = s->start;
+        uintptr_t end = hk_slab_base(s) + ((uintptr_t)1 << ss->slab_shift);
+        /* Carving takes an empty list: pop each batch off as malloc
+         * would, recording the order, then walk them all. */
+        static uint16_t order[4096];
+        unsigned rounds = 0, popped = 0, fresh = 0;
+        while (hk_slab_carve(s)) {
           if (++rounds > s->capacity)
             ck_abort_msg("class %u: carving never ends", cls);
+          unsigned idx;
+          while (!hk_slab_list_empty(s)) {
+            int got = hk_slab_pop(s, &idx);
+            ck_assert_int_ne(got, 0);
+            fresh += got == 2;
+            order[popped++] = (uint16_t)idx;
+          }
+        }
         ck_assert_uint_eq(s->carved, s->capacity);
+        ck_assert_uint_eq(fresh, s->capacity);
         /* The free list holds every block exactly once, each 16-aligned,
          * inside the slab, and found again by free()'s lookup. */
         static uint8_t seen[4096];
         ck_assert_uint_le(s->capacity, sizeof seen);
         memset(seen, 0, sizeof seen);
         unsigned count = 0;
-        for (struct hk_block *b = s->free; b; b = link_of(b)) {
-          uintptr_t a = (uintptr_t)b;
+        for (unsigned k = 0; k < popped; k++) {
+          uintptr_t a = (uintptr_t)hk_slab_block(s, order[k]);
           uintptr_t i = (a - first) / s->block_size;
+          unsigned got;
           if (a < first || a % 16 || (a - first) % s->block_size ||
               a + s->block_size > end || i >= s->capacity || seen[i]++)
             ck_abort_msg("class %u: block at %#lx misplaced or repeated", cls,
                          (unsigned long)a);
-          if (hk_small_locate(ss, a, "test") != s)
+          if (hk_small_locate(ss, a, "test", &got) != s || got != i)
             ck_abort_msg("class %u: block %lu not located", cls,
                          (unsigned long)i);
+          ck_assert_uint_eq(hk_link_get(s, order[k]), HK_LINK_LIVE);
           count++;
         }
         ck_assert_uint_eq(count, s->capacity);
+        ck_assert_uint_eq(s->used, s->capacity);
         ck_assert_int_eq(hk_slab_carve(s), 0);
       }
     }
@@ -377,41 +383,56 @@ START_TEST(test_carve_whole_slab) {
 END_TEST
 
 START_TEST(test_collect_remote) {
-  /* The test hands blocks out itself, as the default mode's owner does;
-   * HAKMEM_HARDENED also sets each block's bit in the slab's bitmap, which
-   * only its own malloc does (tests/hardened covers its remote lists). */
   hk_options.hardened = 0;
   struct hk_slab *s = hk_superslab_acquire_slab(HK_GEOM_TINY);
   ck_assert_ptr_nonnull(s);
   hk_slab_init(s, 3, &fake_owner); /* 64-byte blocks */
   ck_assert(hk_slab_carve(s));
   /* Hand out five blocks as the owner would, then free three remotely. */
-  struct hk_block *out[5];
-  for (int i = 0; i < 5; i++) {
-    out[i] = s->free;
-    s->free = out[i]->next;
-    s->used++;
-  }
-  struct hk_block *rest = s->free;
+  unsigned out[5];
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(hk_slab_pop(s, &out[i]), 2);
+  unsigned rest = s->free;
   hk_free_remote(s, out[1]);
   hk_free_remote(s, out[3]);
   hk_free_remote(s, out[4]);
-  ck_assert_ptr_nonnull(atomic_load(&s->remote));
+  /* The head carries the count: the owner never walks to count. */
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(s)) >> 16, 3);
   ck_assert_uint_eq(s->used, 5);
   hk_slab_collect(s);
-  ck_assert_ptr_null(atomic_load(&s->remote));
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(s)), HK_REMOTE_EMPTY);
   ck_assert_uint_eq(s->used, 2);
   /* The three come first, then the list as it was. */
-  struct hk_block *b = s->free;
+  unsigned b = s->free;
   int found[5] = {0};
-  for (int i = 0; i < 3; i++, b = b->next)
+  for (int i = 0; i < 3; i++, b = hk_link_get(s, b) & ~HK_LINK_FRESH)
     for (int j = 0; j < 5; j++)
       if (b == out[j])
         found[j]++;
-  ck_assert_ptr_eq(b, rest);
+  ck_assert_uint_eq(b, rest);
   ck_assert_int_eq(found[0] + found[2], 0);
   ck_assert_int_eq(found[1] + found[3] + found[4], 3);
   ck_assert_int_eq(found[1] * found[3] * found[4], 1);
+  give_back(s);
+}
+END_TEST
+
+START_TEST(test_remote_free_twice_is_caught) {
+  /* Two frees of one block by other threads: the second finds the link
+   * no longer LIVE, whatever the program wrote into the block. */
+  hk_options.hardened = 0;
+  hk_options.invalid_free_warn = 1;
+  struct hk_slab *s = hk_superslab_acquire_slab(HK_GEOM_TINY);
+  ck_assert_ptr_nonnull(s);
+  hk_slab_init(s, 3, &fake_owner);
+  ck_assert(hk_slab_carve(s));
+  unsigned i;
+  ck_assert_int_eq(hk_slab_pop(s, &i), 2);
+  memset(hk_slab_block(s, i), 0xff, 64);
+  hk_free_remote(s, i);
+  hk_free_remote(s, i);
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(s)) >> 16, 1);
+  hk_options.invalid_free_warn = 0;
   give_back(s);
 }
 END_TEST
@@ -428,6 +449,7 @@ static Suite *superslab_suite(void) {
   TCase *slab = tcase_create("slab");
   tcase_add_checked_fixture(slab, setup, NULL);
   tcase_add_loop_test(slab, test_slab_init_geometry, 0, 2);
+  tcase_add_test(slab, test_remote_free_twice_is_caught);
   tcase_add_test(slab, test_div_magic_exact);
   tcase_add_loop_test(slab, test_carve_whole_slab, 0, 2);
   tcase_add_test(slab, test_collect_remote);
