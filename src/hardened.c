@@ -81,13 +81,12 @@ void *hk_hardened_alloc(struct hk_heap *h, unsigned cls) {
 }
 
 int hk_hardened_free_check(struct hk_slab *s, unsigned i) {
-  /* Heaps are cache-line aligned and, in this mode, always recorded with
-   * the low tag bit; the class and block size are written together. */
-  uintptr_t owner =
-      (uintptr_t)atomic_load_explicit(&s->owner, memory_order_relaxed);
+  /* Thread pointers are aligned; in this mode owners are always recorded
+   * with the low tag bit. The class and block size are written together. */
+  uintptr_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
   unsigned cls = hk_slab_class(s);
   void *b = hk_slab_block(s, i);
-  if ((owner != 0 && (owner & 63) != 1) || cls >= HK_CLASS_COUNT ||
+  if ((owner != 0 && (owner & 15) != 1) || cls >= HK_CLASS_COUNT ||
       hk_class_size[cls] != hk_slab_block_size(s)) {
     hk_report_misuse("free", "corrupted heap metadata", b);
     return 0;

@@ -109,7 +109,7 @@ static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
       return NULL;
   }
   hk_stats_add(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
-  hk_slab_init(s, cls, hk_owner_value(h));
+  hk_slab_init(s, cls, hk_owner_token());
   return s;
 }
 
@@ -125,7 +125,7 @@ static struct hk_slab *heap_adopt(struct hk_heap *h, unsigned cls) {
     if (!s)
       return NULL;
     s->next = s->prev = NULL;
-    atomic_store_explicit(&s->owner, hk_owner_value(h), memory_order_release);
+    atomic_store_explicit(&s->owner, hk_owner_token(), memory_order_release);
     hk_slab_collect(s);
     if (slab_has_blocks(s))
       return s;
@@ -182,6 +182,7 @@ refill(struct hk_heap *h, struct hk_slab **cur, unsigned cls) {
   }
   if (hk_slab_list_empty(s))
     hk_slab_carve(s);
+  s->list = HK_LIST_CURRENT;
   *cur = s;
   return s;
 }
@@ -244,9 +245,9 @@ void *hk_small_alloc_slow(unsigned cls) {
 
 void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
   unsigned cls = hk_slab_class(s);
-  struct hk_slab *cur =
-      hk_options.hardened ? h->hard_cur[cls] : h->cur[cls];
-  if (hk_slab_used(s) == 0 && s != cur) {
+  if (s->list == HK_LIST_CURRENT)
+    return;
+  if (hk_slab_used(s) == 0) {
     queue_remove(s->list == HK_LIST_FULL ? &h->full[cls] : &h->avail[cls], s);
     heap_release_slab(h, s);
     return;
@@ -280,10 +281,10 @@ static int owner_free(struct hk_slab *s, unsigned i) {
   struct hk_heap *h = hk_tls_heap;
   unsigned cls = hk_slab_class(s);
   if (atomic_load_explicit(&s->owner, memory_order_relaxed) ==
-      hk_owner_value(h)) {
+      hk_owner_token()) {
     if (hk_options.stats)
       count(&h->frees[cls]);
-    hk_free_local(h, s, i);
+    hk_free_local(s, i);
     return 1;
   }
   if (!hk_options.stats)
@@ -384,7 +385,7 @@ static void abandon_or_release(struct hk_slab *s) {
     heap_release_slab(NULL, s);
     return;
   }
-  atomic_store_explicit(&s->owner, NULL, memory_order_release);
+  atomic_store_explicit(&s->owner, 0, memory_order_release);
   unsigned cls = hk_slab_class(s);
   pthread_mutex_lock(&abandoned_lock);
   uint32_t none = HK_REMOTE_EMPTY;

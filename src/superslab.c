@@ -151,16 +151,66 @@ static size_t purge(struct pool *pool, uint32_t now, uint32_t age) {
   return purged;
 }
 
-static void purge_if_due(struct pool *pool) {
+static void all_remove(struct pool *pool, struct hk_superslab *ss);
+
+/* Takes an empty SuperSlab off the dirty and all lists, to be unmapped. */
+static void forget(struct pool *pool, struct hk_superslab *ss) {
+  if (ss->dirty_mask)
+    dirty_remove(pool, ss);
+  ss->dirty_mask = 0;
+  all_remove(pool, ss);
+}
+
+/* Takes the empty SuperSlabs that have been empty for `age` ms off the
+ * pool, beyond the first hk_options.empty_superslabs (the most recently
+ * emptied: the list is newest first); returns them chained through
+ * pool_next, for the caller to unmap once it has dropped the lock. */
+static struct hk_superslab *expire_empty(struct pool *pool, uint32_t now,
+                                         uint32_t age) {
+  struct hk_superslab *expired = NULL, **at = &pool->empty;
+  unsigned kept = 0;
+  while (*at) {
+    struct hk_superslab *ss = *at;
+    if (kept < hk_options.empty_superslabs ||
+        (uint32_t)(now - ss->emptied_ms) < age) {
+      kept++;
+      at = &ss->pool_next;
+      continue;
+    }
+    *at = ss->pool_next;
+    pool->empty_count--;
+    forget(pool, ss);
+    ss->pool_next = expired;
+    expired = ss;
+  }
+  return expired;
+}
+
+/* Empty SuperSlabs are kept for the purge delay, not unmapped at once: a
+ * program whose threads come and go (a thread per request) would
+ * otherwise map, fault in and unmap a SuperSlab per thread. */
+static struct hk_superslab *purge_if_due(struct pool *pool) {
   long delay = hk_options.purge_delay_ms;
-  if (delay <= 0 || !pool->dirty)
-    return;
+  if (delay <= 0 || (!pool->dirty && pool->empty_count <= hk_options.empty_superslabs))
+    return NULL;
   uint32_t now = hk_os_now_ms();
   /* Look a few times per delay, not on every pool operation. */
   if ((uint32_t)(now - pool->last_purge_ms) < (uint32_t)delay / 4 + 1)
-    return;
+    return NULL;
   pool->last_purge_ms = now;
+  struct hk_superslab *expired = expire_empty(pool, now, (uint32_t)delay);
   purge(pool, now, (uint32_t)delay);
+  return expired;
+}
+
+static void superslab_unmap(struct hk_superslab *ss);
+
+static void unmap_chain(struct hk_superslab *list) {
+  while (list) {
+    struct hk_superslab *next = list->pool_next;
+    superslab_unmap(list);
+    list = next;
+  }
 }
 
 static struct hk_superslab *superslab_map(unsigned geometry) {
@@ -246,8 +296,9 @@ struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
   if (ss->free_mask == 0)
     list_remove(&pool->partial, ss);
   dirty_clear(pool, ss, idx);
-  purge_if_due(pool);
+  struct hk_superslab *expired = purge_if_due(pool);
   pthread_mutex_unlock(&pool->lock);
+  unmap_chain(expired);
   return &ss->slabs[idx];
 }
 
@@ -268,22 +319,22 @@ void hk_superslab_release_slab(struct hk_slab *slab) {
     dirty_mark(pool, ss, idx);
   if (ss->free_mask == all_slabs_mask(ss)) {
     list_remove(&pool->partial, ss);
-    if (!solo && pool->empty_count < hk_options.empty_superslabs) {
+    if (!solo && (pool->empty_count < hk_options.empty_superslabs ||
+                  hk_options.purge_delay_ms > 0)) {
+      ss->emptied_ms = hk_os_now_ms();
       ss->pool_next = pool->empty;
       pool->empty = ss;
       pool->empty_count++;
     } else {
       to_unmap = ss;
-      if (ss->dirty_mask)
-        dirty_remove(pool, ss);
-      ss->dirty_mask = 0;
-      all_remove(pool, ss);
+      forget(pool, ss);
     }
   }
-  purge_if_due(pool);
+  struct hk_superslab *expired = purge_if_due(pool);
   pthread_mutex_unlock(&pool->lock);
   if (to_unmap)
     superslab_unmap(to_unmap);
+  unmap_chain(expired);
 }
 
 size_t hk_superslab_trim(void) {
@@ -294,13 +345,8 @@ size_t hk_superslab_trim(void) {
     struct hk_superslab *list = pool->empty;
     pool->empty = NULL;
     pool->empty_count = 0;
-    for (struct hk_superslab *ss = list; ss; ss = ss->pool_next) {
-      if (ss->dirty_mask) {
-        dirty_remove(pool, ss);
-        ss->dirty_mask = 0;
-      }
-      all_remove(pool, ss);
-    }
+    for (struct hk_superslab *ss = list; ss; ss = ss->pool_next)
+      forget(pool, ss);
     released += purge(pool, hk_os_now_ms(), 0);
     pthread_mutex_unlock(&pool->lock);
     while (list) {

@@ -41,14 +41,20 @@ struct hk_heap {
   _Atomic uint64_t remote_frees[HK_CLASS_COUNT];
 };
 
-/* What a slab's owner field holds for heap h: h itself, or with
- * HAKMEM_STATS or HAKMEM_HARDENED h with its low bit set, so that no free
- * matches the fast path's owner test and every free is counted, or
- * checked, out of line. */
-static inline struct hk_heap *hk_owner_value(struct hk_heap *h) {
-  return hk_options.stats | hk_options.hardened
-             ? (struct hk_heap *)((uintptr_t)h | 1)
-             : h;
+/* The calling thread's token: its thread pointer, one instruction away
+ * (mimalloc's _mi_prim_thread_id). Unique among live threads; a thread's
+ * slabs are all abandoned or released when it exits, before another
+ * thread can be given the same pointer. */
+static inline uintptr_t hk_thread_token(void) {
+  return (uintptr_t)__builtin_thread_pointer();
+}
+
+/* What the slabs of the calling thread hold in their owner field: its
+ * token, or with HAKMEM_STATS or HAKMEM_HARDENED the token with its low
+ * bit set, so that no free matches the fast path's owner test and every
+ * free is counted, or checked, out of line. */
+static inline uintptr_t hk_owner_token(void) {
+  return hk_thread_token() | (unsigned)(hk_options.stats | hk_options.hardened);
 }
 
 /* Sums every heap's free counters into the arrays (HAKMEM_STATS). */
@@ -129,17 +135,16 @@ static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
 }
 
 /* The owner's side of free: back onto the slab's own list. */
-static inline void hk_free_local(struct hk_heap *h, struct hk_slab *s,
-                                 unsigned i) {
+static inline void hk_free_local(struct hk_slab *s, unsigned i) {
   hk_link_set(s, i, s->free);
   s->free = (uint16_t)i;
   /* An empty slab that is still the current one stays put: alternating
-   * malloc/free of one block must not leave the fast path. */
+   * malloc/free of one block must not leave the fast path. Any other that
+   * empties goes back, and a full one becomes available again. */
   unsigned used = hk_slab_used(s) - 1;
   hk_slab_set_used(s, used);
-  if (__builtin_expect(s->list != HK_LIST_AVAIL, 0) ||
-      (__builtin_expect(used == 0, 0) && s != h->cur[hk_slab_class(s)]))
-    hk_free_local_slow(h, s);
+  if (__builtin_expect(s->list > (used != 0), 0))
+    hk_free_local_slow(hk_tls_heap, s);
 }
 
 /* Always inlined: a call would cost free() more than the body saves. */
@@ -156,12 +161,12 @@ hk_small_free(struct hk_superslab *ss, void *p, const char *fn) {
     hk_report_misuse(fn, hk_slab_misuse(link), p);
     return;
   }
-  struct hk_heap *h = hk_tls_heap;
   /* With HAKMEM_STATS the owner field is tagged, so every free takes the
    * out-of-line path, which counts it; without, this compare is all. */
-  if (__builtin_expect(
-          atomic_load_explicit(&s->owner, memory_order_relaxed) == h, 1)) {
-    hk_free_local(h, s, i);
+  if (__builtin_expect(atomic_load_explicit(&s->owner, memory_order_relaxed) ==
+                           hk_thread_token(),
+                       1)) {
+    hk_free_local(s, i);
     return;
   }
   hk_free_remote(s, i);

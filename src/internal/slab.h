@@ -21,7 +21,7 @@ static inline unsigned hk_slab_used(const struct hk_slab *s) {
   return atomic_load_explicit(&s->used, HK_RELAXED);
 }
 static inline void hk_slab_set_used(struct hk_slab *s, unsigned v) {
-  atomic_store_explicit(&s->used, (uint16_t)v, HK_RELAXED);
+  atomic_store_explicit(&s->used, v, HK_RELAXED);
 }
 static inline uint32_t hk_slab_block_size(const struct hk_slab *s) {
   return atomic_load_explicit(&s->block_size, HK_RELAXED);
@@ -85,7 +85,7 @@ static inline unsigned hk_slab_index_of(const struct hk_slab *s, uintptr_t a) {
 }
 
 static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
-                                struct hk_heap *owner) {
+                                uintptr_t owner) {
   struct hk_superslab *ss = hk_slab_superslab(s);
   uintptr_t base = hk_slab_base(s);
   uintptr_t start = hk_slab_index(s) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
@@ -108,7 +108,7 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
 /* Makes every block of the slab unreachable for free(): stale pointers into
  * an unused slab are then reported instead of corrupting it. */
 static inline void hk_slab_reset(struct hk_slab *s) {
-  atomic_store_explicit(&s->owner, NULL, HK_RELAXED);
+  atomic_store_explicit(&s->owner, 0, HK_RELAXED);
   atomic_store_explicit(&s->block_size, 0, HK_RELAXED);
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->capacity = 0;

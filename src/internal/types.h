@@ -92,16 +92,19 @@ typedef uint16_t hk_link;
  * worth adopting, without reading the slab afterwards. */
 #define HK_REMOTE_STUCK 0xffffffffu
 
-/* Which list a slab is on. An owned slab is its heap's current slab or on
- * its avail queue (AVAIL) or on its full queue (FULL); the fast path only
- * asks "anything but AVAIL?". An abandoned slab is either ADOPTABLE (has
- * free blocks, waiting for a thread to adopt it) or STUCK (no free block;
- * the first remote free into it makes it adoptable). */
+/* Which list a slab is on. An owned slab is its heap's current slab for
+ * its class (CURRENT), or on its avail queue (AVAIL) or its full queue
+ * (FULL). An abandoned slab is either ADOPTABLE (has free blocks, waiting
+ * for a thread to adopt it) or STUCK (no free block; the first remote free
+ * into it makes it adoptable). The order lets the owner's free ask in one
+ * compare whether it must leave the fast path: a slab that is not current
+ * and becomes empty must, and so must a full one (see hk_free_local). */
 enum hk_slab_list {
-  HK_LIST_AVAIL = 0,
-  HK_LIST_FULL = 1,
-  HK_LIST_ADOPTABLE = 2,
-  HK_LIST_STUCK = 3,
+  HK_LIST_CURRENT = 0,
+  HK_LIST_AVAIL = 1,
+  HK_LIST_FULL = 2,
+  HK_LIST_ADOPTABLE = 3,
+  HK_LIST_STUCK = 4,
 };
 
 /* One cache line per slab, what malloc and free of the owner read. The
@@ -112,15 +115,17 @@ struct hk_slab {
   /* used, carved, block_size and class_idx are the owner's to write, but
    * are read by remote frees and statistics reports: relaxed atomics,
    * which compile to plain loads and stores. */
-  _Atomic uint16_t used; /* blocks out with the program or in the remote list */
   _Atomic uint16_t carved; /* blocks ever cut */
   uint16_t capacity;
-  _Atomic uint32_t block_size; /* 0 while the slab is unused */
   _Atomic uint8_t class_idx;
   uint8_t list; /* enum hk_slab_list: where the slab is queued */
+  _Atomic uint32_t used; /* blocks out with the program or in the remote list */
+  _Atomic uint32_t block_size; /* 0 while the slab is unused */
   _Atomic hk_link *links; /* one per block, out of band */
   uintptr_t start;      /* block 0's address */
-  _Atomic(struct hk_heap *) owner; /* NULL when abandoned or unused */
+  /* The owning thread's token (hk_owner_token in heap.h), 0 when the slab
+   * is abandoned or unused. */
+  _Atomic uintptr_t owner;
   uint64_t div_magic; /* see hk_div_magic; 0 while the slab is unused */
   struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
 } __attribute__((aligned(64)));
@@ -165,6 +170,7 @@ struct hk_superslab {
   struct hk_superslab *all_next, *all_prev;     /* every mapped one */
   struct hk_slab_meta *meta;
   uint32_t link_stride; /* links per slab in meta */
+  uint32_t emptied_ms;  /* when its last slab was released (pool's empties) */
   struct hk_slab slabs[HK_MAX_SLABS];
   uint32_t released_ms[HK_MAX_SLABS]; /* when each dirty slab was released */
 };

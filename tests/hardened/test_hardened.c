@@ -60,8 +60,7 @@ START_TEST(test_fast_path_left_empty) {
   ck_assert_ptr_eq(h->cur[cls], &hk_empty_slab);
   ck_assert_ptr_eq(h->hard_cur[cls], slab_of(p));
   ck_assert_uint_eq(hk_empty_slab.free, HK_LINK_END);
-  ck_assert_ptr_eq(atomic_load(&slab_of(p)->owner),
-                   (struct hk_heap *)((uintptr_t)h | 1));
+  ck_assert_uint_eq(atomic_load(&slab_of(p)->owner), hk_thread_token() | 1);
   hk_api_free(p);
 }
 END_TEST
@@ -93,12 +92,10 @@ END_TEST
 START_TEST(test_owner_overwritten) {
   void *p = hk_api_malloc(64);
   ck_assert_ptr_nonnull(p);
-  /* An owner without the mode's tag bit. (Not this thread's heap itself:
+  /* An owner without the mode's tag bit. (Not this thread's token itself:
    * that would match the fast path's owner test, which the hardened mode
-   * leaves as it is; the plain link it stores is then reported by the
-   * next malloc, as a corrupted free list.) */
-  atomic_store(&slab_of(p)->owner,
-               (struct hk_heap *)((uintptr_t)hk_tls_heap + 64));
+   * leaves as it is.) */
+  atomic_store(&slab_of(p)->owner, hk_thread_token() + 64);
   expect_report("free", "corrupted heap metadata", p);
   hk_api_free(p);
   ck_abort_msg("free with a corrupted owner was not reported");
