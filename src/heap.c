@@ -215,6 +215,7 @@ int hk_slab_pop(struct hk_slab *s, unsigned *index) {
  * knows which mode it serves. */
 static __attribute__((noinline)) void *alloc_slow(struct hk_heap *h,
                                                   unsigned cls) {
+  hk_remote_flush();
   for (;;) {
     struct hk_slab *s = refill(h, &h->cur[cls], cls);
     if (!s)
@@ -311,6 +312,41 @@ static int claim(struct hk_slab *s, unsigned i, const char *fn) {
   return 0;
 }
 
+/* A thread's remote frees into one slab, chained first -> ... -> last,
+ * waiting to be pushed with one CAS: a thread freeing what another
+ * allocated (a consumer, a request's buffers) mostly frees into the same
+ * slab many times in a row. The blocks stay counted in the slab's `used`
+ * meanwhile, so the slab cannot go away under the batch. */
+struct remote_batch {
+  struct hk_slab *slab;
+  unsigned first, last, n;
+};
+static __thread struct remote_batch batch
+    __attribute__((tls_model("initial-exec")));
+/* Set once the thread's heap was given back at its exit: a free made by
+ * a later thread-exit destructor must not attach another heap, which no
+ * destructor would be left to give back. */
+static __thread int exited __attribute__((tls_model("initial-exec")));
+#define HK_REMOTE_BATCH 64
+
+static void push(struct hk_slab *s, unsigned first, unsigned last,
+                 unsigned n) {
+  /* Past the CAS the owner may collect our blocks, empty the slab and
+   * unmap its SuperSlab: only a stuck slab may be touched here, and it
+   * cannot go away because nobody can adopt it until unstick() offers
+   * it. */
+  if (hk_slab_remote_push(s, first, last, n) == HK_REMOTE_STUCK)
+    unstick(s);
+}
+
+void hk_remote_flush(void) {
+  struct hk_slab *s = batch.slab;
+  if (s) {
+    batch.slab = NULL;
+    push(s, batch.first, batch.last, batch.n);
+  }
+}
+
 void hk_free_remote(struct hk_slab *s, unsigned i) {
   int hardened = hk_options.hardened;
   /* Hardened mode claims every free, the owner's too. */
@@ -321,11 +357,26 @@ void hk_free_remote(struct hk_slab *s, unsigned i) {
     return;
   if (!hardened && !claim(s, i, "free"))
     return;
-  /* Past the CAS the owner may collect our block, empty the slab and unmap
-   * its SuperSlab: only a stuck slab may be touched here, and it cannot go
-   * away because nobody can adopt it until unstick() offers it. */
-  if (hk_slab_remote_push(s, i) == HK_REMOTE_STUCK)
-    unstick(s);
+  if (batch.slab == s) {
+    hk_link_set(s, i, batch.first);
+    batch.first = i;
+    if (++batch.n >= HK_REMOTE_BATCH)
+      hk_remote_flush();
+    return;
+  }
+  hk_remote_flush();
+  /* An abandoned slab is pushed to at once: its first remote free is what
+   * offers it for adoption. A batch needs the thread-exit hook that a heap
+   * brings, to be pushed when the thread ends; a thread that only frees
+   * gets one now. */
+  if (hardened || atomic_load_explicit(&s->owner, memory_order_relaxed) == 0 ||
+      (hk_tls_heap == &hk_heap_empty && (exited || !hk_heap_attach()))) {
+    push(s, i, i, 1);
+    return;
+  }
+  batch.slab = s;
+  batch.first = batch.last = i;
+  batch.n = 1;
 }
 
 // ---------------------------------------------------------------------------
@@ -422,6 +473,8 @@ void hk_heap_trim_abandoned(void) {
 }
 
 void hk_heap_detach(struct hk_heap *h) {
+  hk_remote_flush();
+  exited = 1;
   if (h == NULL || h == &hk_heap_empty)
     return;
   if (hk_tls_heap == h)

@@ -82,6 +82,10 @@ void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s);
  * HAKMEM_STATS or HAKMEM_HARDENED, by every thread). */
 void hk_free_remote(struct hk_slab *s, unsigned i);
 
+/* Pushes the calling thread's batch of remote frees (see heap.c) onto its
+ * slab's remote list; done at thread exit and on every refill. */
+void hk_remote_flush(void);
+
 /* Returns the empty slabs of exited threads to the pool (malloc_trim). */
 void hk_heap_trim_abandoned(void);
 

@@ -154,15 +154,17 @@ static inline void hk_slab_collect(struct hk_slab *s) {
                               HK_RELAXED);
 }
 
-/* Pushes block i, whose link the caller has claimed (LIVE -> PENDING),
- * onto the slab's remote list. Returns the head it replaced. */
-static inline uint32_t hk_slab_remote_push(struct hk_slab *s, unsigned i) {
+/* Pushes the n blocks first -> ... -> last, whose links the caller has
+ * claimed (each was LIVE) and chained, onto the slab's remote list.
+ * Returns the head it replaced. */
+static inline uint32_t hk_slab_remote_push(struct hk_slab *s, unsigned first,
+                                           unsigned last, unsigned n) {
   _Atomic uint32_t *remote = hk_slab_remote(s);
   uint32_t head = atomic_load_explicit(remote, HK_RELAXED), next;
   do {
     uint32_t h = head == HK_REMOTE_STUCK ? HK_REMOTE_EMPTY : head;
-    hk_link_set(s, i, h & 0xffffu);
-    next = (h & 0xffff0000u) + 0x10000u + i;
+    hk_link_set(s, last, h & 0xffffu);
+    next = (h & 0xffff0000u) + (n << 16) + first;
   } while (!atomic_compare_exchange_weak_explicit(
       remote, &head, next, memory_order_release, HK_RELAXED));
   return head;

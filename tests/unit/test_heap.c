@@ -602,6 +602,7 @@ static void *free_with_watchpoint(void *arg) {
     atomic_store(&watch_fd, fd);
   }
   hk_api_free(sf->block);
+  hk_remote_flush(); /* the CAS, under the watchpoint */
   if (fd >= 0)
     close(fd);
   if (atomic_load(&watch_hits) == 0) {

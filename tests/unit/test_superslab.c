@@ -396,6 +396,7 @@ START_TEST(test_collect_remote) {
   hk_free_remote(s, out[1]);
   hk_free_remote(s, out[3]);
   hk_free_remote(s, out[4]);
+  hk_remote_flush();
   /* The head carries the count: the owner never walks to count. */
   ck_assert_uint_eq(atomic_load(hk_slab_remote(s)) >> 16, 3);
   ck_assert_uint_eq(s->used, 5);
@@ -431,6 +432,7 @@ START_TEST(test_remote_free_twice_is_caught) {
   memset(hk_slab_block(s, i), 0xff, 64);
   hk_free_remote(s, i);
   hk_free_remote(s, i);
+  hk_remote_flush();
   ck_assert_uint_eq(atomic_load(hk_slab_remote(s)) >> 16, 1);
   hk_options.invalid_free_warn = 0;
   give_back(s);
