@@ -28,34 +28,110 @@ static void thread_exit(void *heap) {
   hk_heap_detach(heap);
 }
 
-/* Whether fork_prepare took the locks. A single-threaded process does not
- * take them: nobody else can hold them, and a fork from a signal handler
- * that interrupted malloc would otherwise wait forever on its own lock (as
- * glibc, which skips its malloc locks in that case too). The child
- * reinitialises the locks either way. */
+/*
+ * Fork.
+ *
+ * glibc's fork() runs the atfork prepare handlers first, then takes its
+ * stdio list lock, then its malloc locks, and forks.  Its lock order is
+ * therefore: stdio list lock -> FILE lock -> malloc locks.  fflush(NULL)
+ * holds the list lock while it takes each FILE lock; getline, ungetc,
+ * open_memstream's writes and buffer allocation call malloc or realloc
+ * while holding a FILE lock.  A prepare handler that took our locks and
+ * then let fork wait for the list lock reversed that order, and this
+ * deadlock was real (glibc's tst-malloc-fork-deadlock hung 9 runs in 20):
+ *   fork:          holds our locks, waits for the list lock;
+ *   fflush(NULL):  holds the list lock, waits for a FILE lock;
+ *   getline:       holds that FILE lock, waits in realloc for our lock.
+ *
+ * So the prepare handler takes the list lock itself, before our locks, and
+ * keeps glibc's order.  Why nothing can then wait in a cycle:
+ *  - The list lock is recursive: fork's own _IO_list_lock() after the
+ *    handlers nests in ours.
+ *  - While fork waits for the list lock it holds none of our locks (at
+ *    most glibc's atfork lock, which no malloc path takes; 2.36 drops it
+ *    around each handler), so every malloc made under a FILE lock
+ *    completes, that FILE lock is released, and so in turn is the list
+ *    lock.  Concurrent forks queue on the list lock the same way.
+ *  - While fork waits for our locks, their holders are in our critical
+ *    sections, which wait for no libc lock: they make system calls (mmap,
+ *    munmap, madvise, write), never stdio or dynamic-loader calls.
+ *  - Holding our locks, fork takes only glibc's NSS database lock (a leaf:
+ *    held for a copy or a stat, never across malloc or stdio) and glibc's
+ *    own malloc locks (idle: malloc is ours).  It takes no FILE lock; the
+ *    child resets them all.
+ * What remains is what runs after our handler and before fork's own
+ * malloc locks, which no handler can get behind; it holds for any
+ * allocator that locks in a prepare handler:
+ *  - the prepare handlers registered before ours must not allocate or
+ *    wait for a FILE lock (we register in hk_init_slow, on the process's
+ *    first allocation or at our constructor, in practice first);
+ *  - glibc 2.36 takes its atfork lock again after each handler, and
+ *    pthread_atfork allocates under it once its table outgrows 48 entries;
+ *  - glibc releases after 2.36 also take popen's lock (not exported)
+ *    before the list lock, and popen reallocs under it once it has eight
+ *    or more other popen streams to close in the child.
+ *
+ * In the parent, fork has dropped its nesting of the list lock before the
+ * parent handlers run; ours releases our locks, then the list lock.  In
+ * the child, fork has reset the list lock and every FILE lock already (the
+ * child's one thread owns nothing), so ours must not unlock it: it resets
+ * it again, which is idempotent and covers a fork that did not see itself
+ * as multi-threaded (a prepare handler started the first thread) and so
+ * left the lock as we took it.
+ *
+ * A libc without these glibc exports (musl) leaves the weak references
+ * null, and the handlers take our locks only.  A single-threaded process
+ * takes no lock at all: nobody else can hold one, and a fork from a signal
+ * handler that interrupted malloc would otherwise wait forever on its own
+ * lock (glibc skips its list and malloc locks then too).  The child
+ * reinitialises our locks either way.
+ */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
+static int have_list_lock(void) {
+  return _IO_list_lock && _IO_list_unlock && _IO_list_resetlock;
+}
+
+/* Whether fork_prepare took the locks. Several threads may fork at once
+ * and run the handlers concurrently (glibc 2.36 holds no lock of its own
+ * around them), so this is written only by the one fork that holds the
+ * locks, or by the only thread there is. */
 static int fork_locked;
 
 static void fork_prepare(void) {
-  fork_locked = !__libc_single_threaded;
-  if (!fork_locked)
+  if (__libc_single_threaded) {
+    fork_locked = 0;
     return;
+  }
+  if (have_list_lock())
+    _IO_list_lock();
   hk_heap_fork_prepare();
   hk_large_fork_prepare();
   hk_superslab_fork_prepare();
+  fork_locked = 1;
 }
 
 static void fork_parent(void) {
   if (!fork_locked)
     return;
+  fork_locked = 0;
   hk_superslab_fork_parent();
   hk_large_fork_parent();
   hk_heap_fork_parent();
+  if (have_list_lock())
+    _IO_list_unlock();
 }
 
 static void fork_child(void) {
+  int locked = fork_locked;
+  fork_locked = 0;
   hk_superslab_fork_child();
   hk_large_fork_child();
   hk_heap_fork_child();
+  if (locked && have_list_lock())
+    _IO_list_resetlock();
 }
 
 void hk_init_slow(void) {
