@@ -1,14 +1,17 @@
-/* large_chunk.c: chunks, their page maps and the free extents in them
- * (see internal/large_chunk.h). The caller holds the large tier's lock. */
+/* large_chunk.c: chunks, their page maps, the free extents in them and
+ * their guard pages (see internal/large_chunk.h). The caller holds the
+ * large tier's lock unless a function's comment says otherwise. */
 #include "internal/large_chunk.h"
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
+#include "internal/report.h"
 #include "internal/stats.h"
 
 /* Chunks are at least this big, so that blocks of different sizes share
@@ -17,32 +20,55 @@
 #define HK_CHUNK_MIN_PAGES (((size_t)64 << 20) >> HK_PAGE_SHIFT)
 #define HK_REGION_PAGES (HK_REGION_SIZE >> HK_PAGE_SHIFT)
 
-/* A free extent's record, at its start. A clean extent's pages are all
- * zero but for its record (HK_EXTENT_RECORD_BYTES, which calloc clears):
- * a purge gives back all of its pages and writes the record anew, and a
- * clean extent that absorbs another clears the other's record. */
-struct hk_extent {
-  struct hk_extent *next, *prev;         /* its bin */
-  struct hk_extent *lru_next, *lru_prev; /* dirty extents, newest first */
-  struct hk_large_chunk *chunk;
-  uint32_t pages;
-  uint32_t freed_ms; /* when it last became dirty */
-  uint8_t dirty;
-  uint8_t bin;
-};
-_Static_assert(sizeof(struct hk_extent) <= HK_EXTENT_RECORD_BYTES,
-               "record size");
+_Static_assert(sizeof(struct hk_extent) == 64, "one cache line per record");
 
 /* Free extents by size: 8 exact bins for 1..8 pages, then 4 per power of
- * two up to HK_PAGE_LEN_MASK pages. One set for dirty extents, which are
- * preferred, and one for clean ones. */
+ * two up to HK_PAGE_LEN_MASK pages. One set for dirty extents (any page
+ * may hold data), which are preferred, and one for clean ones (all zero). */
 #define HK_BINS 112
 enum { CLEAN = 0, DIRTY = 1 };
 static struct hk_extent *bins[2][HK_BINS];
 static uint64_t nonempty[2][2];
 static struct hk_extent *lru_head, *lru_tail;
-static size_t dirty_bytes;
+static size_t lru_count;
+static size_t dirty_bytes; /* the dirty ranges' bytes, all dirty extents */
 static struct hk_large_chunk *chunks;
+static struct hk_large_chunk *unmap_list;
+
+const char *hk_extent_fn = "malloc";
+
+// ---------------------------------------------------------------------------
+// Checks. The records live out of the program's reach, so a mismatch means
+// a wild write into a chunk header or a bug of ours; either way nothing is
+// followed or written through it.
+
+__attribute__((cold, noreturn)) static void corrupted(const void *where) {
+  hk_report_misuse(hk_extent_fn, "corrupted large-block metadata", where);
+  abort(); /* even with HAKMEM_INVALID_FREE=warn: there is no going on */
+}
+
+/* The chunk whose record array holds `r`, or NULL if `r` is not exactly a
+ * record of a chunk we own: a link is checked this way before it is
+ * followed, so that a bad one is reported rather than dereferenced. */
+static struct hk_large_chunk *rec_chunk(const struct hk_extent *r) {
+  struct hk_segment *seg = hk_region_lookup((uintptr_t)r);
+  if (!seg || seg->kind != HK_SEG_LARGE)
+    return NULL;
+  struct hk_large_chunk *c = (struct hk_large_chunk *)seg;
+  uintptr_t off = (uintptr_t)r - (uintptr_t)c->recs;
+  if ((uintptr_t)r < (uintptr_t)c->recs || off % sizeof *r ||
+      off / sizeof *r >= c->pages)
+    return NULL;
+  return c;
+}
+
+static uint32_t page_of(const struct hk_extent *e) {
+  return (uint32_t)(e - e->chunk->recs);
+}
+
+static int is_dirty(const struct hk_extent *e) {
+  return e->dirty_hi > e->dirty_lo;
+}
 
 static unsigned bin_of(size_t pages) {
   if (pages <= 8)
@@ -51,9 +77,33 @@ static unsigned bin_of(size_t pages) {
   return 8 + (lg - 3) * 4 + (unsigned)((pages >> (lg - 2)) & 3);
 }
 
-static uint32_t page_of(const struct hk_extent *e) {
-  return hk_chunk_page(e->chunk, (uintptr_t)e);
+/* `e` is a free extent's record that agrees with the page map: its chunk
+ * is the one holding it, its length fits the chunk, both boundary words
+ * say "free extent of this length", its bin and dirty range fit. */
+static void check_record(const struct hk_extent *e, int state) {
+  struct hk_large_chunk *c = rec_chunk(e);
+  if (!c || e->chunk != c)
+    corrupted(e);
+  uint32_t page = (uint32_t)(e - c->recs), n = e->pages;
+  const void *where = (const void *)hk_chunk_addr(c, page);
+  if (page < c->first_page || n == 0 || n > c->pages - page ||
+      hk_chunk_word(c, page) != (n | HK_PAGE_HEAD) ||
+      (n > 1 && hk_chunk_word(c, page + n - 1) != n) ||
+      e->state != state || e->bin != bin_of(n) ||
+      e->dirty_lo > e->dirty_hi ||
+      (is_dirty(e) && (e->dirty_lo < page || e->dirty_hi > page + n)))
+    corrupted(where);
 }
+
+/* A link about to be followed: a filed record of one of our chunks. */
+static struct hk_extent *follow(struct hk_extent *r, const void *from) {
+  if (r && (!rec_chunk(r) || r->state != HK_EXT_FILED))
+    corrupted(from);
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Page map and lists.
 
 static void set_word(struct hk_large_chunk *c, uint32_t page, uint32_t w) {
   atomic_store_explicit(&c->map[page], w, memory_order_relaxed);
@@ -74,54 +124,87 @@ static void clear_bounds(struct hk_large_chunk *c, uint32_t page,
 }
 
 static void bin_insert(struct hk_extent *e) {
+  int d = is_dirty(e);
   unsigned b = bin_of(e->pages);
   e->bin = (uint8_t)b;
+  e->state = HK_EXT_FILED;
   e->prev = NULL;
-  e->next = bins[e->dirty][b];
+  e->next = bins[d][b];
   if (e->next)
     e->next->prev = e;
-  bins[e->dirty][b] = e;
-  nonempty[e->dirty][b / 64] |= (uint64_t)1 << (b % 64);
+  bins[d][b] = e;
+  nonempty[d][b / 64] |= (uint64_t)1 << (b % 64);
 }
 
-static void lru_remove(struct hk_extent *e) {
-  if (e->lru_prev)
-    e->lru_prev->lru_next = e->lru_next;
-  else
-    lru_head = e->lru_next;
-  if (e->lru_next)
-    e->lru_next->lru_prev = e->lru_prev;
-  else
-    lru_tail = e->lru_prev;
-  size_t bytes = (size_t)e->pages << HK_PAGE_SHIFT;
-  dirty_bytes -= bytes;
-  hk_stats_sub(&hk_counters.large_cached_bytes, bytes);
+static size_t dirty_range_bytes(const struct hk_extent *e) {
+  return (size_t)(e->dirty_hi - e->dirty_lo) << HK_PAGE_SHIFT;
 }
 
-/* Takes a free extent off its bin (and the dirty list). */
+/* Takes a free extent off its bin (and the dirty list), after checking
+ * that it and its neighbours on both lists agree. */
 static void extent_unlink(struct hk_extent *e) {
-  if (e->prev)
-    e->prev->next = e->next;
+  check_record(e, HK_EXT_FILED);
+  int d = is_dirty(e);
+  struct hk_extent *prev = e->prev, *next = e->next;
+  const void *where = (const void *)hk_chunk_addr(e->chunk, page_of(e));
+  if (prev ? follow(prev, where)->next != e : bins[d][e->bin] != e)
+    corrupted(where);
+  if (next && follow(next, where)->prev != e)
+    corrupted(where);
+  struct hk_extent *lprev = NULL, *lnext = NULL;
+  if (d) {
+    lprev = e->lru_prev;
+    lnext = e->lru_next;
+    if (lprev ? follow(lprev, where)->lru_next != e : lru_head != e)
+      corrupted(where);
+    if (lnext ? follow(lnext, where)->lru_prev != e : lru_tail != e)
+      corrupted(where);
+  }
+  if (prev)
+    prev->next = next;
   else
-    bins[e->dirty][e->bin] = e->next;
-  if (e->next)
-    e->next->prev = e->prev;
-  if (!bins[e->dirty][e->bin])
-    nonempty[e->dirty][e->bin / 64] &= ~((uint64_t)1 << (e->bin % 64));
-  if (e->dirty)
-    lru_remove(e);
+    bins[d][e->bin] = next;
+  if (next)
+    next->prev = prev;
+  if (!bins[d][e->bin])
+    nonempty[d][e->bin / 64] &= ~((uint64_t)1 << (e->bin % 64));
+  if (d) {
+    if (lprev)
+      lprev->lru_next = lnext;
+    else
+      lru_head = lnext;
+    if (lnext)
+      lnext->lru_prev = lprev;
+    else
+      lru_tail = lprev;
+    lru_count--;
+    size_t bytes = dirty_range_bytes(e);
+    dirty_bytes -= bytes;
+    hk_stats_sub(&hk_counters.large_cached_bytes, bytes);
+  }
+  e->state = 0;
 }
 
-/* Makes [page, page + pages) a free extent and files it. */
+/* Makes [page, page + pages) a free extent and files it; of its pages,
+ * those in [lo, hi) (chunk page indexes, clipped to it) may hold data. */
 static struct hk_extent *extent_put(struct hk_large_chunk *c, uint32_t page,
-                                    uint32_t pages, int dirty) {
+                                    uint32_t pages, uint32_t lo, uint32_t hi) {
+  if (lo < page)
+    lo = page;
+  if (hi > page + pages)
+    hi = page + pages;
+  if (hi <= lo)
+    lo = hi = 0;
   set_bounds(c, page, pages, 0);
-  struct hk_extent *e = (struct hk_extent *)hk_chunk_addr(c, page);
+  struct hk_extent *e = hk_chunk_record(c, page);
   e->chunk = c;
   e->pages = pages;
-  e->dirty = (uint8_t)dirty;
+  e->dirty_lo = lo;
+  e->dirty_hi = hi;
+  e->guards = 0;
+  e->refused = 0;
   bin_insert(e);
-  if (dirty) {
+  if (hi > lo) {
     e->freed_ms = hk_os_now_ms();
     e->lru_prev = NULL;
     e->lru_next = lru_head;
@@ -130,7 +213,8 @@ static struct hk_extent *extent_put(struct hk_large_chunk *c, uint32_t page,
     else
       lru_tail = e;
     lru_head = e;
-    size_t bytes = (size_t)pages << HK_PAGE_SHIFT;
+    lru_count++;
+    size_t bytes = dirty_range_bytes(e);
     dirty_bytes += bytes;
     hk_stats_add(&hk_counters.large_cached_bytes, bytes);
   }
@@ -143,14 +227,16 @@ static struct hk_extent *extent_put(struct hk_large_chunk *c, uint32_t page,
 static struct hk_extent *find(int set, size_t pages) {
   unsigned b = bin_of(pages);
   int looked = 0;
-  for (struct hk_extent *e = bins[set][b]; e && looked < 16;
-       e = e->next, looked++)
+  for (struct hk_extent *e = follow(bins[set][b], &bins[set][b]);
+       e && looked < 16; e = follow(e->next, e), looked++)
     if (e->pages >= pages)
       return e;
   for (unsigned from = b + 1; from < HK_BINS; from = (from / 64 + 1) * 64) {
     uint64_t m = nonempty[set][from / 64] & (~(uint64_t)0 << (from % 64));
-    if (m)
-      return bins[set][(from / 64) * 64 + (unsigned)__builtin_ctzll(m)];
+    if (m) {
+      unsigned i = (from / 64) * 64 + (unsigned)__builtin_ctzll(m);
+      return follow(bins[set][i], &bins[set][i]);
+    }
   }
   return NULL;
 }
@@ -164,8 +250,8 @@ static struct hk_extent *find(int set, size_t pages) {
 static struct hk_extent *find_dirty_lowest(size_t pages) {
   struct hk_extent *best = NULL;
   int looked = 0;
-  for (struct hk_extent *e = lru_head; e && looked < HK_DIRTY_SCAN;
-       e = e->lru_next, looked++)
+  for (struct hk_extent *e = follow(lru_head, &lru_head);
+       e && looked < HK_DIRTY_SCAN; e = follow(e->lru_next, e), looked++)
     if (e->pages >= pages && (!best || (uintptr_t)e < (uintptr_t)best))
       best = e;
   return best;
@@ -180,158 +266,37 @@ static struct hk_extent *find_free(size_t pages) {
   return e;
 }
 
+/* Merges the free space [page, page + pages), pages [lo, hi) of it dirty,
+ * with its free neighbours and files it. Dirty and clean space are kept
+ * apart unless `any_kind`, so that the dirty bytes are what the cache
+ * really holds; when they are joined, the result's dirty range spans the
+ * dirty parts only (a bound: clean space between two dirty parts counts
+ * as dirty), so that calloc zeroes no more than that. Neighbours being
+ * purged (busy) are left alone: they are filed again, and merged, when
+ * the purge finishes. */
 static struct hk_extent *extent_merge_put(struct hk_large_chunk *c,
                                           uint32_t page, uint32_t pages,
-                                          int dirty, int any_kind);
-
-/* Merges every dirty extent with the clean space around it (the result
- * counts as dirty, an overestimate the next purge corrects). Returns how
- * many merges happened. */
-static int join_dirty_with_clean(void) {
-  int joined = 0;
-  size_t n = 0;
-  for (struct hk_extent *e = lru_head; e; e = e->lru_next)
-    n++;
-  /* Each one is refiled at the head, so n steps from the tail visit each
-   * once. */
-  while (n-- > 0) {
-    struct hk_extent *e = lru_tail;
-    struct hk_large_chunk *c = e->chunk;
-    uint32_t page = page_of(e), pages = e->pages;
-    extent_unlink(e);
-    clear_bounds(c, page, pages);
-    if (extent_merge_put(c, page, pages, DIRTY, 1)->pages != pages)
-      joined++;
-  }
-  return joined;
-}
-
-static size_t header_pages(size_t pages) {
-  size_t bytes = sizeof(struct hk_large_chunk) + pages * sizeof(uint32_t);
-  return (bytes + HK_PAGE_SIZE - 1) >> HK_PAGE_SHIFT;
-}
-
-/* Maps a chunk of `pages` pages; its space is one clean free extent. */
-static struct hk_extent *chunk_map(size_t pages) {
-  size_t bytes = pages << HK_PAGE_SHIFT;
-  struct hk_large_chunk *c = hk_os_map_aligned(bytes, HK_REGION_SIZE);
-  if (!c)
-    return NULL;
-  c->seg.kind = HK_SEG_LARGE;
-  c->pages = (uint32_t)pages;
-  c->first_page = (uint32_t)header_pages(pages);
-  if (hk_region_register((uintptr_t)c, bytes, &c->seg) != 0) {
-    hk_os_unmap(c, bytes);
-    return NULL;
-  }
-  hk_stats_mapped(bytes);
-  c->prev = NULL;
-  c->next = chunks;
-  if (chunks)
-    chunks->prev = c;
-  chunks = c;
-  return extent_put(c, c->first_page, c->pages - c->first_page, CLEAN);
-}
-
-/* A new chunk with room for `want` pages: the usual size, or, when the OS
- * refuses that much address space, just what the request needs. */
-static struct hk_extent *chunk_new(size_t want) {
-  size_t pages = want + header_pages(want + HK_REGION_PAGES);
-  pages = (pages + HK_REGION_PAGES - 1) & ~(size_t)(HK_REGION_PAGES - 1);
-  while (pages - header_pages(pages) < want)
-    pages += HK_REGION_PAGES;
-  if (pages > HK_PAGE_LEN_MASK)
-    return NULL;
-  if (pages < HK_CHUNK_MIN_PAGES) {
-    struct hk_extent *e = chunk_map(HK_CHUNK_MIN_PAGES);
-    if (e)
-      return e;
-  }
-  return chunk_map(pages);
-}
-
-static size_t chunk_unmap(struct hk_large_chunk *c) {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    chunks = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  size_t bytes = (size_t)c->pages << HK_PAGE_SHIFT;
-  hk_region_unregister((uintptr_t)c, bytes);
-  hk_os_unmap(c, bytes);
-  hk_stats_unmapped(bytes);
-  return bytes;
-}
-
-int hk_extent_alloc(size_t pages, size_t align, size_t offset,
-                    struct hk_large_chunk **chunk_out, uint32_t *page_out,
-                    int *dirty_out) {
-  size_t slack = align > HK_PAGE_SIZE ? (align >> HK_PAGE_SHIFT) - 1 : 0;
-  if (pages > HK_PAGE_LEN_MASK || slack > HK_PAGE_LEN_MASK - pages)
-    return ENOMEM;
-  size_t want = pages + slack;
-  struct hk_extent *e = find_free(want);
-  if (!e) {
-    /* Dirty and clean space are kept apart; when neither alone fits, join
-     * them before asking the OS for more, so that free space cut into
-     * alternating pieces (aligned requests do that) is not wasted. */
-    if (join_dirty_with_clean())
-      e = find_free(want);
-  }
-  if (!e)
-    e = chunk_new(want);
-  if (!e && lru_head) {
-    /* Out of address space: what is kept goes back, and chunks left
-     * empty are unmapped, before giving up. */
-    hk_extent_purge(1);
-    e = find_free(want);
-    if (!e)
-      e = chunk_new(want);
-  }
-  if (!e)
-    return ENOMEM;
-  struct hk_large_chunk *c = e->chunk;
-  uint32_t start = page_of(e), total = e->pages;
-  int dirty = e->dirty;
-  extent_unlink(e);
-  uintptr_t a = hk_chunk_addr(c, start) + offset;
-  uintptr_t aligned = (a + align - 1) & ~(uintptr_t)(align - 1);
-  uint32_t lead = (uint32_t)((aligned - a) >> HK_PAGE_SHIFT);
-  uint32_t rest = total - lead - (uint32_t)pages;
-  if (lead)
-    extent_put(c, start, lead, dirty);
-  if (rest)
-    extent_put(c, start + lead + (uint32_t)pages, rest, dirty);
-  set_bounds(c, start + lead, (uint32_t)pages, HK_PAGE_LIVE);
-  *chunk_out = c;
-  *page_out = start + lead;
-  *dirty_out = dirty;
-  return 0;
-}
-
-void hk_extent_set_flags(struct hk_large_chunk *c, uint32_t page,
-                         uint32_t flags) {
-  uint32_t w = hk_chunk_word(c, page);
-  set_word(c, page, w | flags);
-}
-
-/* Merges the free space [page, page + pages) with its free neighbours of
- * the same kind and files it. Dirty and clean space are kept apart, so
- * that a dirty extent's pages are all resident and the dirty byte count
- * is what the cache really holds. */
-static struct hk_extent *extent_merge_put(struct hk_large_chunk *c,
-                                          uint32_t page, uint32_t pages,
-                                          int dirty, int any_kind) {
+                                          uint32_t lo, uint32_t hi,
+                                          int any_kind) {
+  if (hi <= lo)
+    lo = hi = 0;
+  int dirty = hi > lo;
   uint32_t start = page;
   if (start > c->first_page) {
     uint32_t left = hk_chunk_word(c, start - 1);
     if (left && !(left & HK_PAGE_LIVE)) {
       uint32_t n = left & HK_PAGE_LEN_MASK;
-      struct hk_extent *l = (struct hk_extent *)hk_chunk_addr(c, start - n);
-      if (any_kind || l->dirty == dirty) {
+      if (n == 0 || n > start - c->first_page)
+        corrupted((const void *)hk_chunk_addr(c, start - 1));
+      struct hk_extent *l = hk_chunk_record(c, start - n);
+      if (l->state != HK_EXT_BUSY && (any_kind || is_dirty(l) == dirty)) {
+        uint32_t llo = l->dirty_lo, lhi = l->dirty_hi;
         extent_unlink(l);
         clear_bounds(c, start - n, n);
+        if (lhi > llo) {
+          lo = hi > lo ? (llo < lo ? llo : lo) : llo;
+          hi = hi > lhi ? hi : lhi;
+        }
         start -= n;
         pages += n;
       }
@@ -342,23 +307,393 @@ static struct hk_extent *extent_merge_put(struct hk_large_chunk *c,
     uint32_t right = hk_chunk_word(c, end);
     if (right && !(right & HK_PAGE_LIVE)) {
       uint32_t n = right & HK_PAGE_LEN_MASK;
-      struct hk_extent *r = (struct hk_extent *)hk_chunk_addr(c, end);
-      if (any_kind || r->dirty == dirty) {
-        extent_unlink(r);
+      struct hk_extent *r = hk_chunk_record(c, end);
+      if (r->state != HK_EXT_BUSY && (any_kind || is_dirty(r) == dirty)) {
+        uint32_t rlo = r->dirty_lo, rhi = r->dirty_hi;
+        extent_unlink(r); /* checks n against the record and the map */
         clear_bounds(c, end, n);
-        if (!dirty)
-          memset(r, 0, sizeof *r); /* now inside clean space */
+        if (rhi > rlo) {
+          lo = hi > lo ? (rlo < lo ? rlo : lo) : rlo;
+          hi = hi > rhi ? hi : rhi;
+        }
         pages += n;
       }
     }
   }
-  return extent_put(c, start, pages, dirty);
+  return extent_put(c, start, pages, lo, hi);
 }
 
-void hk_extent_free(struct hk_large_chunk *c, uint32_t page, int clean) {
-  uint32_t pages = hk_chunk_word(c, page) & HK_PAGE_LEN_MASK;
+/* Merges every dirty extent with the clean space around it. Returns how
+ * many merges happened. */
+static int join_dirty_with_clean(void) {
+  int joined = 0;
+  /* Each one is refiled at the head, so n steps from the tail visit each
+   * once (fewer when merges absorb some). */
+  for (size_t n = lru_count; n > 0 && lru_tail; n--) {
+    struct hk_extent *e = follow(lru_tail, &lru_tail);
+    extent_unlink(e); /* checks it first */
+    struct hk_large_chunk *c = e->chunk;
+    uint32_t page = page_of(e), pages = e->pages;
+    uint32_t lo = e->dirty_lo, hi = e->dirty_hi;
+    clear_bounds(c, page, pages);
+    if (extent_merge_put(c, page, pages, lo, hi, 1)->pages != pages)
+      joined++;
+  }
+  return joined;
+}
+
+// ---------------------------------------------------------------------------
+// Chunks.
+
+/* The header: this struct, the page map, the freed bits, then the
+ * records, each part aligned for what it holds (records to a line). */
+static size_t map_end(size_t pages) {
+  return sizeof(struct hk_large_chunk) + pages * sizeof(uint32_t);
+}
+static size_t freed_offset(size_t pages) { return (map_end(pages) + 7) & ~(size_t)7; }
+static size_t recs_offset(size_t pages) {
+  return (freed_offset(pages) + (pages + 63) / 64 * 8 + 63) & ~(size_t)63;
+}
+
+/* Pages before the first block: the header and its guard page. */
+static size_t header_pages(size_t pages) {
+  size_t bytes = recs_offset(pages) + pages * sizeof(struct hk_extent);
+  return ((bytes + HK_PAGE_SIZE - 1) >> HK_PAGE_SHIFT) + 1;
+}
+
+/* Hardened-mode guard pages and the mapping budget. Each inaccessible
+ * run of pages inside a chunk's mapping costs the process two kernel
+ * mappings (the run, and the split-off rest of the chunk), and the kernel
+ * allows vm.max_map_count mappings (65530 by default) for everything the
+ * process maps, its thread stacks included; past it mprotect and mmap
+ * fail. So the guard pages may cost half of that and no more: the rest is
+ * the program's. A guard page next to another inaccessible page (the
+ * neighbour's guard, the header guard) extends its run and costs nothing,
+ * which is the common case for blocks packed in address order: about two
+ * mappings per block, so that some 16,000 guarded blocks fit the default
+ * budget. Blocks beyond it, and blocks whose mprotect the kernel refused,
+ * go without guards and are counted (hk_counters.large_unguarded). The
+ * count below is kept exact for our own runs; other splits of a chunk's
+ * mapping (realloc's page moves) are not counted, which the half left to
+ * the program absorbs. */
+static _Atomic long guard_maps;   /* kernel mappings our runs add */
+static _Atomic long guard_budget; /* 0 until read */
+
+static long budget(void) {
+  long b = atomic_load_explicit(&guard_budget, memory_order_relaxed);
+  if (b == 0) {
+    long max = hk_os_max_map_count();
+    b = (max > 0 ? max : 65530) / 2;
+    atomic_store_explicit(&guard_budget, b, memory_order_relaxed);
+  }
+  return b;
+}
+
+static int charge(long cost) {
+  if (cost == 0)
+    return 1;
+  long now = atomic_load_explicit(&guard_maps, memory_order_relaxed);
+  return now + cost <= budget();
+}
+
+static void charged(long cost) {
+  atomic_fetch_add_explicit(&guard_maps, cost, memory_order_relaxed);
+}
+
+/* Whether page `q` of `c` is inaccessible: the header guard, a live
+ * guarded extent's first or last page with its guard in place, or a
+ * guard page left out of use. */
+static int page_is_none(const struct hk_large_chunk *c, uint32_t q) {
+  if (q < c->first_page)
+    return q == c->first_page - 1 && c->header_guard;
+  if (q >= c->pages)
+    return 0;
+  const uint32_t flags = HK_PAGE_HEAD | HK_PAGE_LIVE | HK_PAGE_GUARD;
+  uint32_t w = hk_chunk_word(c, q);
+  if ((w & flags) == flags)
+    return (c->recs[q].guards & HK_GUARD_HEAD) != 0;
+  if ((w & (HK_PAGE_HEAD | HK_PAGE_LIVE)) == HK_PAGE_LIVE) {
+    uint32_t n = w & HK_PAGE_LEN_MASK;
+    if (n < 3 || n > q + 1)
+      return 0;
+    uint32_t h = q - n + 1, hw = hk_chunk_word(c, h);
+    return (hw & flags) == flags && (hw & HK_PAGE_LEN_MASK) == n &&
+           (c->recs[h].guards & HK_GUARD_TAIL);
+  }
+  return 0;
+}
+
+int hk_guard_room(void) {
+  return atomic_load_explicit(&guard_maps, memory_order_relaxed) + 4 <=
+         budget();
+}
+
+static int protect_page(struct hk_large_chunk *c, uint32_t page, int writable) {
+  return hk_os_protect((void *)hk_chunk_addr(c, page), HK_PAGE_SIZE, writable);
+}
+
+int hk_extent_guard(struct hk_large_chunk *c, uint32_t page) {
+  uint32_t w = hk_chunk_word(c, page) | HK_PAGE_GUARD;
+  uint32_t n = w & HK_PAGE_LEN_MASK, tail = page + n - 1;
+  set_word(c, page, w); /* the layout: the block starts a page in */
+  struct hk_extent *r = hk_chunk_record(c, page);
+  r->guards = 0;
+  long cost = page_is_none(c, page - 1) ? 0 : 2;
+  if (charge(cost) && protect_page(c, page, 0) == 0) {
+    r->guards |= HK_GUARD_HEAD;
+    charged(cost);
+  }
+  cost = page_is_none(c, tail + 1) ? 0 : 2;
+  if (charge(cost) && protect_page(c, tail, 0) == 0) {
+    r->guards |= HK_GUARD_TAIL;
+    charged(cost);
+  }
+  if (r->guards == (HK_GUARD_HEAD | HK_GUARD_TAIL))
+    return 1;
+  hk_stats_add(&hk_counters.large_unguarded, 1);
+  return 0;
+}
+
+/* Makes the guard pages of the live guarded extent at `page` accessible
+ * again, each one's run shrinking or vanishing (which needs no new kernel
+ * mapping, so it should not fail). One that stays inaccessible all the
+ * same is taken out of use for good, as a one-page live extent no pointer
+ * can free (its word HEAD | LIVE | GUARD of length 1): handing it out
+ * again would fault in the program. The extent's remaining pages, to be
+ * freed, in *page / *pages. */
+static void unguard(struct hk_large_chunk *c, uint32_t *page,
+                    uint32_t *pages) {
+  uint32_t p = *page, n = *pages, tail = p + n - 1;
+  struct hk_extent *r = hk_chunk_record(c, p);
+  uint8_t g = r->guards;
+  r->guards = 0;
+  const uint32_t stuck = 1 | HK_PAGE_HEAD | HK_PAGE_LIVE | HK_PAGE_GUARD;
+  if (g & HK_GUARD_TAIL) {
+    long cost = page_is_none(c, tail + 1) ? 0 : 2;
+    if (protect_page(c, tail, 1) == 0) {
+      charged(-cost);
+    } else {
+      set_word(c, tail, stuck);
+      c->recs[tail].guards = HK_GUARD_HEAD;
+      n--;
+    }
+  }
+  if (g & HK_GUARD_HEAD) {
+    long cost = page_is_none(c, p - 1) ? 0 : 2;
+    if (protect_page(c, p, 1) == 0) {
+      charged(-cost);
+    } else {
+      set_word(c, p, stuck);
+      r->guards = HK_GUARD_HEAD;
+      p++;
+      n--;
+    }
+  }
+  *page = p;
+  *pages = n;
+}
+
+/* Maps a chunk of `pages` pages and sets up its header; lock-free. */
+static struct hk_large_chunk *chunk_map(size_t pages) {
+  size_t bytes = pages << HK_PAGE_SHIFT;
+  struct hk_large_chunk *c = hk_os_map_aligned(bytes, HK_REGION_SIZE);
+  if (!c)
+    return NULL;
+  c->seg.kind = HK_SEG_LARGE;
+  c->pages = (uint32_t)pages;
+  c->first_page = (uint32_t)header_pages(pages);
+  c->freed = (uint64_t *)((char *)c + freed_offset(pages));
+  c->recs = (struct hk_extent *)((char *)c + recs_offset(pages));
+  /* The guard page between the header and the first block: a block's
+   * underflow cannot reach the records. Not within the hardened budget:
+   * one per 64 MiB costs next to nothing. */
+  if (protect_page(c, c->first_page - 1, 0) == 0) {
+    c->header_guard = 1;
+    charged(2);
+  }
+  if (hk_region_register((uintptr_t)c, bytes, &c->seg) != 0) {
+    if (c->header_guard)
+      charged(-2);
+    hk_os_unmap(c, bytes);
+    return NULL;
+  }
+  hk_stats_mapped(bytes);
+  return c;
+}
+
+/* The first page of an extent of `pages` pages placed as hk_extent_alloc
+ * places it in free space starting at `start`. */
+static uint32_t placed(const struct hk_large_chunk *c, uint32_t start,
+                       size_t align, size_t offset) {
+  uintptr_t a = hk_chunk_addr(c, start) + offset;
+  uintptr_t aligned = (a + align - 1) & ~(uintptr_t)(align - 1);
+  return start + (uint32_t)((aligned - a) >> HK_PAGE_SHIFT);
+}
+
+/* Takes `page`'s freed bit: its block is live again. */
+static void unnote_freed(struct hk_large_chunk *c, uint32_t page) {
+  c->freed[page / 64] &= ~((uint64_t)1 << (page % 64));
+}
+
+void hk_chunk_note_freed(struct hk_large_chunk *c, uint32_t page) {
+  c->freed[page / 64] |= (uint64_t)1 << (page % 64);
+}
+
+struct hk_large_chunk *hk_chunk_create(size_t pages, size_t align,
+                                       size_t offset, uint32_t *page_out) {
+  size_t slack = align > HK_PAGE_SIZE ? (align >> HK_PAGE_SHIFT) - 1 : 0;
+  if (pages > HK_PAGE_LEN_MASK || slack > HK_PAGE_LEN_MASK - pages)
+    return NULL;
+  size_t want = pages + slack;
+  /* The usual size, or, when the OS refuses that much address space,
+   * just what the request needs. */
+  size_t n = want + header_pages(want + HK_REGION_PAGES);
+  n = (n + HK_REGION_PAGES - 1) & ~(size_t)(HK_REGION_PAGES - 1);
+  while (n - header_pages(n) < want)
+    n += HK_REGION_PAGES;
+  if (n > HK_PAGE_LEN_MASK)
+    return NULL;
+  struct hk_large_chunk *c = NULL;
+  if (n < HK_CHUNK_MIN_PAGES)
+    c = chunk_map(HK_CHUNK_MIN_PAGES);
+  if (!c)
+    c = chunk_map(n);
+  if (!c)
+    return NULL;
+  uint32_t page = placed(c, c->first_page, align, offset);
+  set_bounds(c, page, (uint32_t)pages, HK_PAGE_LIVE);
+  c->recs[page].guards = 0;
+  c->carved = page;
+  *page_out = page;
+  return c;
+}
+
+void hk_chunk_file(struct hk_large_chunk *c) {
+  c->prev = NULL;
+  c->next = chunks;
+  if (chunks)
+    chunks->prev = c;
+  chunks = c;
+  uint32_t page = c->carved;
+  uint32_t end = page + (hk_chunk_word(c, page) & HK_PAGE_LEN_MASK);
+  if (page > c->first_page)
+    extent_put(c, c->first_page, page - c->first_page, 0, 0);
+  if (end < c->pages)
+    extent_put(c, end, c->pages - end, 0, 0);
+}
+
+/* Takes a chunk that is all clean free space off the tier and the region
+ * map, onto the unmap list. */
+static void retire(struct hk_large_chunk *c) {
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    chunks = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  hk_region_unregister((uintptr_t)c, (size_t)c->pages << HK_PAGE_SHIFT);
+  c->link = unmap_list;
+  unmap_list = c;
+}
+
+/* Retires the chunk of a clean extent that is all of it. */
+static void unmap_if_empty(struct hk_large_chunk *c) {
+  uint32_t w = hk_chunk_word(c, c->first_page);
+  if (w & HK_PAGE_LIVE || (w & HK_PAGE_LEN_MASK) != c->pages - c->first_page)
+    return;
+  struct hk_extent *e = hk_chunk_record(c, c->first_page);
+  if (e->state != HK_EXT_FILED || is_dirty(e))
+    return;
+  extent_unlink(e);
+  clear_bounds(c, c->first_page, c->pages - c->first_page);
+  retire(c);
+}
+
+void hk_unmap_empty(void) {
+  for (struct hk_large_chunk *c = chunks, *next; c; c = next) {
+    next = c->next;
+    unmap_if_empty(c);
+  }
+}
+
+struct hk_large_chunk *hk_take_unmap_list(void) {
+  struct hk_large_chunk *l = unmap_list;
+  unmap_list = NULL;
+  return l;
+}
+
+size_t hk_unmap_chunks(struct hk_large_chunk *list) {
+  size_t released = 0;
+  while (list) {
+    struct hk_large_chunk *c = list;
+    list = c->link;
+    size_t bytes = (size_t)c->pages << HK_PAGE_SHIFT;
+    long guard = c->header_guard ? 2 : 0;
+    /* Unmapping a whole chunk splits a mapping only where the kernel
+     * merged the chunk with a neighbour; if it is refused at the mapping
+     * limit, the pages at least go back (the address space stays lost). */
+    if (hk_os_unmap(c, bytes) != 0)
+      hk_os_decommit(c, bytes);
+    else
+      charged(-guard);
+    hk_stats_unmapped(bytes);
+    released += bytes;
+  }
+  return released;
+}
+
+// ---------------------------------------------------------------------------
+// Allocation and freeing.
+
+int hk_extent_alloc(size_t pages, size_t align, size_t offset,
+                    struct hk_large_chunk **chunk_out, uint32_t *page_out,
+                    uint32_t *dirty_lo, uint32_t *dirty_hi) {
+  size_t slack = align > HK_PAGE_SIZE ? (align >> HK_PAGE_SHIFT) - 1 : 0;
+  if (pages > HK_PAGE_LEN_MASK || slack > HK_PAGE_LEN_MASK - pages)
+    return ENOMEM;
+  size_t want = pages + slack;
+  struct hk_extent *e = find_free(want);
+  /* Dirty and clean space are kept apart; when neither alone fits, join
+   * them before asking the OS for more, so that free space cut into
+   * alternating pieces (aligned requests do that) is not wasted. */
+  if (!e && join_dirty_with_clean())
+    e = find_free(want);
+  if (!e)
+    return ENOMEM;
+  extent_unlink(e); /* checks it first */
+  struct hk_large_chunk *c = e->chunk;
+  uint32_t start = page_of(e), total = e->pages;
+  uint32_t lo = e->dirty_lo, hi = e->dirty_hi;
+  uint32_t page = placed(c, start, align, offset);
+  uint32_t end = page + (uint32_t)pages;
+  if (page > start)
+    extent_put(c, start, page - start, lo, hi);
+  if (start + total > end)
+    extent_put(c, end, start + total - end, lo, hi);
+  set_bounds(c, page, (uint32_t)pages, HK_PAGE_LIVE);
+  c->recs[page].guards = 0;
+  unnote_freed(c, page + (uint32_t)(offset >> HK_PAGE_SHIFT));
+  /* The block's share of the dirty range. */
+  if (lo < page)
+    lo = page;
+  if (hi > end)
+    hi = end;
+  *chunk_out = c;
+  *page_out = page;
+  *dirty_lo = hi > lo ? lo - page : 0;
+  *dirty_hi = hi > lo ? hi - page : 0;
+  return 0;
+}
+
+void hk_extent_free(struct hk_large_chunk *c, uint32_t page, uint32_t dirty_lo,
+                    uint32_t dirty_hi) {
+  uint32_t w = hk_chunk_word(c, page);
+  uint32_t pages = w & HK_PAGE_LEN_MASK, first = page;
   clear_bounds(c, page, pages);
-  extent_merge_put(c, page, pages, clean ? CLEAN : DIRTY, 0);
+  if (w & HK_PAGE_GUARD)
+    unguard(c, &page, &pages);
+  if (pages)
+    extent_merge_put(c, page, pages, first + dirty_lo, first + dirty_hi, 0);
 }
 
 int hk_extent_grow(struct hk_large_chunk *c, uint32_t page, uint32_t pages) {
@@ -371,15 +706,17 @@ int hk_extent_grow(struct hk_large_chunk *c, uint32_t page, uint32_t pages) {
   if (!right || (right & HK_PAGE_LIVE) ||
       have + (right & HK_PAGE_LEN_MASK) < pages)
     return 0;
+  struct hk_extent *r = hk_chunk_record(c, end);
+  if (r->state == HK_EXT_BUSY)
+    return 0;
   uint32_t n = right & HK_PAGE_LEN_MASK;
-  struct hk_extent *r = (struct hk_extent *)hk_chunk_addr(c, end);
-  int dirty = r->dirty;
-  extent_unlink(r);
+  uint32_t lo = r->dirty_lo, hi = r->dirty_hi;
+  extent_unlink(r); /* checks n against the record */
   clear_bounds(c, end, n);
   clear_bounds(c, page, have);
   set_bounds(c, page, pages, w & ~HK_PAGE_LEN_MASK & ~HK_PAGE_HEAD);
   if (have + n > pages)
-    extent_put(c, page + pages, have + n - pages, dirty);
+    extent_put(c, page + pages, have + n - pages, lo, hi);
   return 1;
 }
 
@@ -392,56 +729,111 @@ void hk_extent_shrink(struct hk_large_chunk *c, uint32_t page,
   clear_bounds(c, page, have);
   set_bounds(c, page, pages, w & ~HK_PAGE_LEN_MASK & ~HK_PAGE_HEAD);
   set_bounds(c, page + pages, have - pages, HK_PAGE_LIVE);
-  hk_extent_free(c, page + pages, 0);
+  hk_extent_free(c, page + pages, 0, have - pages);
 }
 
-/* Gives an extent's pages back (all but the record's); unmaps its chunk
- * if the extent is all of it. Returns the bytes given back. */
-static size_t extent_clean(struct hk_extent *e) {
-  struct hk_large_chunk *c = e->chunk;
-  uint32_t page = page_of(e), pages = e->pages;
-  extent_unlink(e);
-  clear_bounds(c, page, pages);
-  hk_os_decommit((void *)hk_chunk_addr(c, page), (size_t)pages << HK_PAGE_SHIFT);
-  extent_merge_put(c, page, pages, CLEAN, 0);
-  return (size_t)pages << HK_PAGE_SHIFT;
-}
+// ---------------------------------------------------------------------------
+// Purging.
 
-/* Unmaps the chunk of a clean extent that is all of it. */
-static size_t unmap_if_empty(struct hk_large_chunk *c) {
-  uint32_t w = hk_chunk_word(c, c->first_page);
-  if (w & HK_PAGE_LIVE || (w & HK_PAGE_LEN_MASK) != c->pages - c->first_page)
+#define HK_PURGE_BATCH 32
+/* After the kernel refused a decommit, the extent is not tried again for
+ * this long, nor is anything purged for the cache limit. */
+#define HK_PURGE_BACKOFF_MS 1000u
+
+static struct {
+  struct hk_extent *e;
+  int rc;
+} batch[HK_PURGE_BATCH];
+static int batch_n;
+static int purging;       /* a batch is out, being purged without the lock */
+static int backing_off;   /* no purging for the limit since backoff_ms */
+static uint32_t backoff_ms;
+static __thread int purging_here __attribute__((tls_model("initial-exec")));
+
+size_t hk_dirty_extents(void) { return lru_count; }
+
+size_t hk_purge_take(int all, size_t limit) {
+  if (purging)
     return 0;
-  struct hk_extent *e = (struct hk_extent *)hk_chunk_addr(c, c->first_page);
-  if (e->dirty)
-    return 0;
-  extent_unlink(e);
-  return chunk_unmap(c);
-}
-
-size_t hk_extent_purge(int all) {
-  long delay = hk_options.purge_delay_ms;
   uint32_t now = hk_os_now_ms();
-  size_t released = 0;
+  if (backing_off && (uint32_t)(now - backoff_ms) >= HK_PURGE_BACKOFF_MS)
+    backing_off = 0;
+  long delay = hk_options.purge_delay_ms;
+  int n = 0;
   /* The dirty list is in the order extents became dirty: the oldest are
-   * at the tail, and the walk stops at the first one still young. */
-  while (lru_tail) {
-    struct hk_extent *e = lru_tail;
-    int old = delay >= 0 && (uint32_t)(now - e->freed_ms) >= (uint32_t)delay;
-    if (!all && !old && dirty_bytes <= hk_options.large_cache_bytes)
+   * at the tail, and the walk stops at the first one still young (one
+   * refused before is young for a second at least). */
+  while (lru_tail && n < HK_PURGE_BATCH && (size_t)n < limit) {
+    struct hk_extent *e = follow(lru_tail, &lru_tail);
+    uint32_t age = now - e->freed_ms;
+    int old = delay >= 0 && age >= (uint32_t)delay &&
+              (!e->refused || age >= HK_PURGE_BACKOFF_MS);
+    int over = dirty_bytes > hk_options.large_cache_bytes && !backing_off;
+    if (!all && !old && !over)
       break;
-    struct hk_large_chunk *c = e->chunk;
-    released += extent_clean(e);
-    released += unmap_if_empty(c);
+    extent_unlink(e);
+    e->state = HK_EXT_BUSY;
+    batch[n].e = e;
+    batch[n].rc = -1;
+    n++;
   }
-  if (all)
-    for (struct hk_large_chunk *c = chunks, *next; c; c = next) {
-      next = c->next;
-      released += unmap_if_empty(c);
+  batch_n = n;
+  purging = n > 0;
+  purging_here = purging;
+  return (size_t)n;
+}
+
+void hk_purge_run(void) {
+  for (int i = 0; i < batch_n; i++) {
+    struct hk_extent *e = batch[i].e;
+    batch[i].rc = hk_os_decommit(
+        (void *)hk_chunk_addr(e->chunk, e->dirty_lo),
+        (size_t)(e->dirty_hi - e->dirty_lo) << HK_PAGE_SHIFT);
+  }
+}
+
+size_t hk_purge_finish(void) {
+  size_t released = 0;
+  for (int i = 0; i < batch_n; i++) {
+    struct hk_extent *e = batch[i].e;
+    check_record(e, HK_EXT_BUSY);
+    struct hk_large_chunk *c = e->chunk;
+    uint32_t page = page_of(e), pages = e->pages;
+    uint32_t lo = e->dirty_lo, hi = e->dirty_hi;
+    e->state = 0;
+    clear_bounds(c, page, pages);
+    int refused = batch[i].rc != 0;
+    if (!refused) {
+      released += (size_t)(hi - lo) << HK_PAGE_SHIFT;
+      lo = hi = 0;
+    } else if (!backing_off) {
+      backing_off = 1;
+      backoff_ms = hk_os_now_ms();
     }
+    /* Refused (locked pages): the range keeps its data and is dirty
+     * still, filed again as just freed. */
+    struct hk_extent *r = extent_merge_put(c, page, pages, lo, hi, 0);
+    if (refused)
+      r->refused = 1;
+    else
+      unmap_if_empty(c);
+  }
+  batch_n = 0;
+  purging = 0;
+  purging_here = 0;
   return released;
 }
 
+void hk_extent_fork_child(void) {
+  if (!purging || purging_here)
+    return; /* none, or ours: the interrupted purge finishes it */
+  for (int i = 0; i < batch_n; i++)
+    batch[i].rc = -1;
+  hk_purge_finish();
+}
+
+// ---------------------------------------------------------------------------
+// Ownership.
 
 uint32_t hk_chunk_live_word(const struct hk_large_chunk *c, uintptr_t p) {
   if (p & (HK_PAGE_SIZE - 1))
@@ -457,7 +849,8 @@ uint32_t hk_chunk_live_word(const struct hk_large_chunk *c, uintptr_t p) {
   if (w == 0 && page > c->first_page) {
     w = hk_chunk_word(c, page - 1);
     if ((w & (HK_PAGE_HEAD | HK_PAGE_LIVE | HK_PAGE_GUARD)) ==
-        (HK_PAGE_HEAD | HK_PAGE_LIVE | HK_PAGE_GUARD))
+            (HK_PAGE_HEAD | HK_PAGE_LIVE | HK_PAGE_GUARD) &&
+        (w & HK_PAGE_LEN_MASK) >= 3)
       return w;
   }
   return 0;
@@ -471,12 +864,17 @@ const char *hk_chunk_misuse(const struct hk_large_chunk *c, uintptr_t p) {
   if (page < c->first_page || page >= c->pages)
     return invalid;
   /* The extent holding the page: the first boundary word at or before it
-   * is its head (the words inside an extent are zero). A page-aligned
-   * pointer into free space is most likely a block freed before. */
+   * (the words inside an extent are zero). Inside a live block the
+   * pointer is not a block; in free space it is a double free exactly
+   * when a block started there and was freed. */
   for (uint32_t i = page + 1; i-- > c->first_page;) {
     uint32_t w = hk_chunk_word(c, i);
-    if (w)
-      return (w & HK_PAGE_HEAD) && !(w & HK_PAGE_LIVE) ? twice : invalid;
+    if (w) {
+      if (w & HK_PAGE_LIVE)
+        return invalid;
+      return c->freed[page / 64] & ((uint64_t)1 << (page % 64)) ? twice
+                                                                : invalid;
+    }
   }
   return invalid;
 }

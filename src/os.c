@@ -3,6 +3,7 @@
 #include "internal/os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -27,10 +28,13 @@ void *hk_os_map_aligned(size_t size, size_t align) {
   uintptr_t aligned = (start + align - 1) & ~(uintptr_t)(align - 1);
   size_t head = aligned - start;
   size_t tail = span - head - size;
+  /* Trimming the ends of a fresh mapping splits nothing, unless the kernel
+   * merged it with a neighbour; if a trim is refused all the same, the
+   * untouched slack stays mapped: address space, never memory. */
   if (head)
-    munmap(raw, head);
+    (void)munmap(raw, head);
   if (tail)
-    munmap((void *)(aligned + size), tail);
+    (void)munmap((void *)(aligned + size), tail);
   errno = saved;
   return (void *)aligned;
 }
@@ -48,10 +52,11 @@ int hk_os_move(void *old, size_t size, void *to) {
   return rc;
 }
 
-void hk_os_unmap(void *addr, size_t size) {
+int hk_os_unmap(void *addr, size_t size) {
   int saved = errno;
-  munmap(addr, size);
+  int rc = munmap(addr, size) == 0 ? 0 : errno;
   errno = saved;
+  return rc;
 }
 
 int hk_os_decommit(void *addr, size_t size) {
@@ -59,6 +64,29 @@ int hk_os_decommit(void *addr, size_t size) {
   int rc = madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
   errno = saved;
   return rc;
+}
+
+int hk_os_protect(void *addr, size_t size, int writable) {
+  int saved = errno;
+  int rc = mprotect(addr, size, writable ? PROT_READ | PROT_WRITE : PROT_NONE)
+               == 0 ? 0 : errno;
+  errno = saved;
+  return rc;
+}
+
+long hk_os_max_map_count(void) {
+  int saved = errno;
+  long v = 0;
+  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[32];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+      v = v * 10 + (buf[i] - '0');
+  }
+  errno = saved;
+  return v;
 }
 
 uint32_t hk_os_now_ms(void) {

@@ -184,7 +184,9 @@ static void report(int fd) {
   put_num(&o, load(&hk_counters.large_bytes));
   put(&o, " bytes, ");
   put_num(&o, load(&hk_counters.large_cached_bytes));
-  put(&o, " cached");
+  put(&o, " cached, ");
+  put_num(&o, load(&hk_counters.large_unguarded));
+  put(&o, " unguarded");
   end_line(&o);
 }
 

@@ -9,12 +9,27 @@
  * its pages go back to the OS (it becomes "clean"), and a chunk that is
  * all clean free space is unmapped.
  *
- * Ownership: the chunk header holds one word per page, non-zero only at
- * the first and the last page of each extent (boundary tags). A pointer is
- * a live large block exactly when it is page-aligned and its page's word
- * says "head of a live extent"; anything else in a chunk is reported.
+ * Metadata is out of band. The chunk header, at the chunk's start and
+ * followed by an inaccessible guard page, holds
+ *   - one word per page, non-zero only at the first and the last page of
+ *     each extent (boundary tags): a pointer is a live large block exactly
+ *     when it is page-aligned and its page's word says "head of a live
+ *     extent"; anything else in a chunk is reported;
+ *   - one record (struct hk_extent) per page, of which only the records of
+ *     free extents' first pages are in use: the links of the free lists,
+ *     the page count, how much of the extent may hold old data;
+ *   - one bit per page: a block started here and was freed (so that a
+ *     second free is called a double free, and nothing else is).
+ * Nothing the allocator follows is stored in memory the program was ever
+ * given, and every record is checked against the page map before it is
+ * unlinked (a mismatch is reported as corrupted metadata and aborts).
+ * Clean free space therefore reads as zero, all of it. The header costs
+ * address space in proportion to the chunk (1/60 of it) but RSS only for
+ * the header pages actually touched: chunks are mapped MAP_NORESERVE and
+ * a page of records is committed when the first record in it is written.
  *
- * Everything here runs under the large tier's lock (large.c).
+ * Everything here runs under the large tier's lock (large.c) unless its
+ * comment says otherwise.
  */
 #ifndef HK_LARGE_CHUNK_H
 #define HK_LARGE_CHUNK_H
@@ -27,20 +42,52 @@
 #include "types.h"
 
 #define HK_PAGE_SHIFT 12
-/* What a free extent keeps at its start (see large_chunk.c). */
-#define HK_EXTENT_RECORD_BYTES 64
 
 /* A page word: the extent's length in pages, and flags. */
 #define HK_PAGE_LEN_MASK 0x1fffffffu
 #define HK_PAGE_HEAD 0x20000000u /* first page of an extent */
 #define HK_PAGE_LIVE 0x40000000u /* extent handed to the program */
-#define HK_PAGE_GUARD 0x80000000u /* live, with a guard page at each end */
+#define HK_PAGE_GUARD 0x80000000u /* live, laid out with a guard page at each end */
+/* A page word HEAD | LIVE | GUARD of length 1 is a guard page that could
+ * not be made accessible again when its block was freed: it stays out of
+ * use for good (see hk_extent_free). */
+
+/* A record's state. */
+#define HK_EXT_FILED 1 /* a free extent on its bin (and, dirty, the LRU) */
+#define HK_EXT_BUSY 2  /* a free extent being purged, on no list */
+
+/* A live guarded extent's record: which guard pages are in place. */
+#define HK_GUARD_HEAD 1
+#define HK_GUARD_TAIL 2
+
+struct hk_large_chunk;
+
+/* A free extent's record, in the chunk header at its first page's index.
+ * Pages of the extent outside [dirty_lo, dirty_hi) (page indexes in the
+ * chunk; empty when equal) read as zero and hold no memory. */
+struct hk_extent {
+  struct hk_extent *next, *prev;         /* its bin */
+  struct hk_extent *lru_next, *lru_prev; /* dirty extents, newest first */
+  struct hk_large_chunk *chunk;
+  uint32_t pages;
+  uint32_t freed_ms; /* when it last became dirty */
+  uint32_t dirty_lo, dirty_hi;
+  uint8_t bin;
+  uint8_t state;  /* HK_EXT_*, 0 when not a free extent */
+  uint8_t guards; /* HK_GUARD_*, for a live guarded extent */
+  uint8_t refused; /* the kernel refused to decommit it when last tried */
+};
 
 struct hk_large_chunk {
   struct hk_segment seg; /* kind HK_SEG_LARGE */
   uint32_t pages;        /* the whole chunk, header included */
-  uint32_t first_page;   /* first page after the header */
+  uint32_t first_page;   /* first page after the header and its guard */
+  uint32_t carved;       /* the block a new chunk was made for */
+  uint8_t header_guard;  /* the page before first_page is inaccessible */
   struct hk_large_chunk *next, *prev; /* every chunk */
+  struct hk_large_chunk *link; /* on the pending stack or the unmap list */
+  struct hk_extent *recs; /* one per page */
+  uint64_t *freed;        /* one bit per page */
   _Atomic uint32_t map[]; /* one word per page */
 };
 
@@ -60,29 +107,62 @@ static inline uint32_t hk_chunk_word(const struct hk_large_chunk *c,
   return atomic_load_explicit(&c->map[page], memory_order_relaxed);
 }
 
+static inline struct hk_extent *hk_chunk_record(const struct hk_large_chunk *c,
+                                                uint32_t page) {
+  return &c->recs[page];
+}
+
+/* The API function being served, named in corruption reports. */
+extern const char *hk_extent_fn;
+
 /* The page word of `p` if it is the start of a live block (guard page
- * skipped), else 0. */
+ * skipped), else 0. Lock-free: the words are atomics. */
 uint32_t hk_chunk_live_word(const struct hk_large_chunk *c, uintptr_t p);
 
-/* Why `p` is not a live block: "double free" if it lies at the start of
- * a page of free space, "invalid pointer" otherwise. */
+/* Why `p` is not a live block: "double free" if a block started at `p`
+ * and was freed, "invalid pointer" otherwise. */
 const char *hk_chunk_misuse(const struct hk_large_chunk *c, uintptr_t p);
 
-/* A live extent of `pages` pages whose start + `offset` is a multiple of
- * `align` (a power of two); its first page in *chunk_out / *page_out, and
- * *dirty_out says whether it may hold old data (else it reads as zero but
- * for its first HK_EXTENT_RECORD_BYTES). 0, or ENOMEM. */
+/* Notes that the block starting at `page` was freed. */
+void hk_chunk_note_freed(struct hk_large_chunk *c, uint32_t page);
+
+/* A live extent of `pages` pages from free space, whose start + `offset`
+ * (the caller's block start: 0, or a page with guards) is a multiple of
+ * `align` (a power of two); its first page in *chunk_out / *page_out.
+ * Pages [*dirty_lo, *dirty_hi) of it (counted from its first page) may
+ * hold old data, the others read as zero. 0, or ENOMEM when no free
+ * extent fits (no chunk is mapped here: see hk_chunk_create). */
 int hk_extent_alloc(size_t pages, size_t align, size_t offset,
                     struct hk_large_chunk **chunk_out, uint32_t *page_out,
-                    int *dirty_out);
+                    uint32_t *dirty_lo, uint32_t *dirty_hi);
 
-/* Marks the live extent at `page` with the given flags (HK_PAGE_GUARD). */
-void hk_extent_set_flags(struct hk_large_chunk *c, uint32_t page,
-                         uint32_t flags);
+/* Without the lock: maps a new chunk with room for an extent placed as
+ * hk_extent_alloc would, and makes that extent live; its first page in
+ * *page_out, all of it reads as zero. The chunk is known to nobody but
+ * the region map until hk_chunk_file. NULL when the OS refuses. */
+struct hk_large_chunk *hk_chunk_create(size_t pages, size_t align,
+                                       size_t offset, uint32_t *page_out);
 
-/* Frees the live extent at `page`, merging it with its free neighbours;
- * `clean` says its pages are known to be zero and not resident. */
-void hk_extent_free(struct hk_large_chunk *c, uint32_t page, int clean);
+/* Adds a chunk from hk_chunk_create to the tier: its space around the
+ * extent it was made for becomes clean free space. */
+void hk_chunk_file(struct hk_large_chunk *c);
+
+/* Hardened mode. Whether the guard mapping budget has room for one more
+ * guarded block (lock-free: an estimate when racing). */
+int hk_guard_room(void);
+
+/* Flags the live extent at `page` HK_PAGE_GUARD (its block starts a page
+ * in) and makes its guard pages inaccessible, each if the budget allows and the kernel
+ * agrees; a block left without both is counted in
+ * hk_counters.large_unguarded. Under the lock, or on a chunk not yet
+ * filed. Returns 1 if both are in place. */
+int hk_extent_guard(struct hk_large_chunk *c, uint32_t page);
+
+/* Frees the live extent at `page` (guard pages made accessible first),
+ * merging it with its free neighbours; its pages [dirty_lo, dirty_hi)
+ * (from its first page) may hold data, the others are known to be zero. */
+void hk_extent_free(struct hk_large_chunk *c, uint32_t page, uint32_t dirty_lo,
+                    uint32_t dirty_hi);
 
 /* Grows the live extent at `page` to `pages` pages from the free extent
  * after it; 1 on success, 0 if that space is not free. */
@@ -91,10 +171,40 @@ int hk_extent_grow(struct hk_large_chunk *c, uint32_t page, uint32_t pages);
 /* Shrinks the live extent at `page` to `pages` pages, freeing its tail. */
 void hk_extent_shrink(struct hk_large_chunk *c, uint32_t page, uint32_t pages);
 
-/* Gives back the pages of free extents that have been dirty for
- * HAKMEM_PURGE_DELAY, or all of them with `all`, and of the oldest ones
- * while the dirty bytes exceed the cache limit; unmaps chunks left all
- * clean and free. Returns the bytes unmapped. */
-size_t hk_extent_purge(int all);
+/* Purging, in three steps so that the madvise calls run without the lock:
+ * hk_purge_take (locked) takes off their lists, as busy, up to a batch of
+ * free extents whose pages should go back: dirty for HAKMEM_PURGE_DELAY,
+ * or the oldest while the dirty bytes exceed the cache limit, or with
+ * `all` any (at most `limit` of them); it returns how many, 0 when there
+ * is nothing to do or another thread's purge is in flight. When the
+ * kernel refuses a decommit (locked pages, under mlock or mlockall), the
+ * extent waits a second at least before it is tried again, and purging
+ * for the cache limit pauses as long, so that memory that cannot be given
+ * back costs one madvise a second, not one per call. hk_purge_run
+ * (no lock) gives their dirty pages back. hk_purge_finish (locked) files
+ * them again: clean where the kernel confirmed it, dirty where it did
+ * not; chunks left all clean and free go on the unmap list. It returns
+ * the bytes given back. */
+size_t hk_purge_take(int all, size_t limit);
+void hk_purge_run(void);
+size_t hk_purge_finish(void);
+
+/* Dirty extents now: what a purge of everything has to try. */
+size_t hk_dirty_extents(void);
+
+/* Puts every chunk that is all clean free space on the unmap list. */
+void hk_unmap_empty(void);
+
+/* Takes the unmap list (locked); the chunks on it are no longer known to
+ * the tier or the region map. */
+struct hk_large_chunk *hk_take_unmap_list(void);
+
+/* Unmaps a list from hk_take_unmap_list, without the lock; returns the
+ * bytes unmapped. */
+size_t hk_unmap_chunks(struct hk_large_chunk *list);
+
+/* In a forked child: a purge another thread had in flight is abandoned;
+ * its extents are filed again as dirty (nothing confirmed them clean). */
+void hk_extent_fork_child(void);
 
 #endif

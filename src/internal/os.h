@@ -23,12 +23,24 @@ void *hk_os_map_aligned(size_t size, size_t align);
  * moved. */
 int hk_os_move(void *old, size_t size, void *to);
 
-/* Unmaps what hk_os_map_aligned returned (or a page-aligned part of it). */
-void hk_os_unmap(void *addr, size_t size);
+/* Unmaps what hk_os_map_aligned returned (or a page-aligned part of it).
+ * Returns 0, or an errno value (ENOMEM: the unmap would split a mapping
+ * and the process is at vm.max_map_count) and then it is still mapped. */
+int hk_os_unmap(void *addr, size_t size);
 
 /* Gives the pages back to the OS but keeps the range mapped; the next touch
- * reads zeroes. Returns 0 or an errno value. */
+ * reads zeroes. Returns 0 or an errno value (EINVAL for locked pages, under
+ * mlock or mlockall), and then the range, or part of it, still holds its
+ * data: only 0 makes it clean. */
 int hk_os_decommit(void *addr, size_t size);
+
+/* Makes the pages readable and writable (`writable`) or inaccessible.
+ * Returns 0 or an errno value (ENOMEM: the change would split a mapping
+ * past vm.max_map_count) and then nothing changed. */
+int hk_os_protect(void *addr, size_t size, int writable);
+
+/* vm.max_map_count, read from /proc without allocating; 0 if unknown. */
+long hk_os_max_map_count(void);
 
 /* A millisecond clock for purge delays; wraps every 49 days, so compare
  * differences, not values. */

@@ -16,6 +16,9 @@ struct hk_counters {
   _Atomic size_t large_bytes; /* bytes of live large blocks (usable size) */
   _Atomic size_t large_count;
   _Atomic size_t large_cached_bytes;
+  /* Hardened large blocks handed out without both guard pages (mapping
+   * budget reached, or mprotect refused), ever. */
+  _Atomic size_t large_unguarded;
   _Atomic size_t superslabs;
   _Atomic size_t peak_superslabs;
   _Atomic size_t large_allocs; /* with HAKMEM_STATS only */

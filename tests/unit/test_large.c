@@ -7,7 +7,12 @@
  * that freed space is reused lowest address first, merged, split and grown
  * into, that the kept bytes respect their limit and are given back by
  * malloc_trim, that reused space from calloc reads as zero, and that
- * misuse is reported. Whether pages were kept is read from the counters
+ * misuse is reported. The records of free space live in the chunk header,
+ * never in freed memory: freed blocks are left untouched, clean space
+ * reads as zero from its first byte, every record is checked against the
+ * page map before it is unlinked (corruption is reported), a range whose
+ * decommit the kernel refused stays dirty, and calloc zeroes only what may
+ * be dirty. Whether pages were kept is read from the counters
  * (hakmem_stats), not inferred from addresses alone. Each test runs in its
  * own forked process (Check's default), so each starts with no chunk.
  */
@@ -20,11 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "hakmem.h"
 #include "internal/api.h"
+#include "internal/large_chunk.h"
 #include "internal/options.h"
 #include "internal/region_map.h"
 #include "internal/types.h"
@@ -255,7 +262,7 @@ START_TEST(test_realloc_moves_big_blocks) {
   touch((unsigned char *)q, 40 * MiB, 0x6c);
   /* White-box: p's space is free, and clean rather than kept. */
   ck_assert_uint_eq(stats().large_cached_bytes, 0);
-  for (size_t i = 4096; i < 16 * MiB; i += 4096) /* past the record */
+  for (size_t i = 0; i < 16 * MiB; i += 512)
     ck_assert_msg(p[i] == 0, "byte %zu of the old block is %#x", i, p[i]);
   hk_api_free(q);
   hk_api_free(wall);
@@ -286,8 +293,7 @@ START_TEST(test_calloc_of_cached_block_reads_zero) {
   memset(r, 0xa5, 7 * MiB);
   hk_api_free(r);
 
-  /* Pages given back read as zero too, but for the free space record in
-   * their first page. */
+  /* Pages given back read as zero too. */
   hk_api_malloc_trim(0);
   unsigned char *keep = hk_api_malloc(1 * MiB); /* keeps a chunk mapped */
   unsigned char *s = hk_api_calloc(1, 4 * MiB);
@@ -306,8 +312,7 @@ END_TEST
 
 START_TEST(test_calloc_of_merged_clean_space_reads_zero) {
   /* Space given back at different times merges into one clean run; what
-   * each part held, and each part's free space record, must not show
-   * through a calloc over all of it. */
+   * each part held must not show through a calloc over all of it. */
   unsigned char *a = hk_api_malloc(1 * MiB);
   unsigned char *b = hk_api_malloc(1 * MiB);
   unsigned char *c = hk_api_malloc(1 * MiB);
@@ -325,6 +330,129 @@ START_TEST(test_calloc_of_merged_clean_space_reads_zero) {
   unsigned char *z = hk_api_calloc(1, 3 * MiB);
   ck_assert_ptr_eq(z, a);
   assert_zero(z, 3 * MiB);
+  hk_api_free(z);
+  hk_api_free(keep);
+}
+END_TEST
+
+static struct hk_large_chunk *chunk_of(const void *p) {
+  struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
+  ck_assert_ptr_nonnull(seg);
+  ck_assert_uint_eq(seg->kind, HK_SEG_LARGE);
+  return (struct hk_large_chunk *)seg;
+}
+
+static struct hk_extent *record_of(const void *p) {
+  struct hk_large_chunk *c = chunk_of(p);
+  return hk_chunk_record(c, hk_chunk_page(c, (uintptr_t)p));
+}
+
+START_TEST(test_freed_block_is_left_untouched) {
+  /* The free extent's record is in the chunk header, beside the page map:
+   * nothing is written into the freed block, so nothing the program
+   * writes there afterwards is ever read. */
+  unsigned char *p = hk_api_malloc(1 * MiB);
+  unsigned char *wall = hk_api_malloc(1 * MiB);
+  ck_assert(p && wall);
+  memset(p, 0xa5, 1 * MiB);
+  hk_api_free(p);
+  for (size_t i = 0; i < 1 * MiB; i++)
+    if (p[i] != 0xa5)
+      ck_abort_msg("byte %zu of the freed block is %#x", i, p[i]);
+  struct hk_large_chunk *c = chunk_of(p);
+  uint32_t page = hk_chunk_page(c, (uintptr_t)p);
+  struct hk_extent *e = record_of(p);
+  ck_assert_ptr_eq(e->chunk, c);
+  ck_assert_uint_eq(e->pages, 256);
+  ck_assert_uint_eq(e->state, HK_EXT_FILED);
+  ck_assert_uint_eq(e->dirty_lo, page);
+  ck_assert_uint_eq(e->dirty_hi, page + 256);
+  ck_assert_uint_eq(hk_chunk_word(c, page), 256 | HK_PAGE_HEAD);
+  ck_assert_uint_eq(hk_chunk_word(c, page + 255), 256);
+  /* The records are out of the blocks' reach: in the header, before the
+   * first block and its guard page. */
+  ck_assert((uintptr_t)e < hk_chunk_addr(c, c->first_page - 1));
+  /* Writing over the freed block changes nothing the allocator sees. */
+  memset(p, 0xff, 64);
+  unsigned char *q = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_eq(q, p);
+  hk_api_free(q);
+  hk_api_free(wall);
+}
+END_TEST
+
+START_TEST(test_clean_space_reads_zero_from_its_first_byte) {
+  /* No record bytes in clean space: plain malloc of space given back reads
+   * zero everywhere, its first bytes included. */
+  unsigned char *p = hk_api_malloc(1 * MiB);
+  unsigned char *keep = hk_api_malloc(1 * MiB); /* keeps the chunk mapped */
+  ck_assert(p && keep);
+  memset(p, 0xa5, 1 * MiB);
+  hk_api_free(p);
+  hk_api_malloc_trim(0);
+  ck_assert_uint_eq(stats().large_cached_bytes, 0);
+  ck_assert_uint_eq(record_of(p)->dirty_hi, record_of(p)->dirty_lo);
+  unsigned char *q = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_eq(q, p);
+  assert_zero(q, 1 * MiB);
+  hk_api_free(q);
+  hk_api_free(keep);
+}
+END_TEST
+
+static size_t rss(void) {
+  long size = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
+  fclose(f);
+  return (size_t)resident * 4096;
+}
+
+START_TEST(test_calloc_zeroes_only_the_dirty_part) {
+  /* A freed 1 MiB block joined with the clean rest of its chunk serves a
+   * calloc that neither fits alone: only the 1 MiB is zeroed, the rest is
+   * left alone (no RSS for it). */
+  unsigned char *a = hk_api_malloc(1 * MiB);
+  ck_assert_ptr_nonnull(a);
+  struct hk_large_chunk *c = chunk_of(a);
+  ck_assert_uint_eq(hk_chunk_page(c, (uintptr_t)a), c->first_page);
+  memset(a, 0xa5, 1 * MiB);
+  hk_api_free(a);
+  size_t size = ((size_t)(c->pages - c->first_page) << 12) - 2 * 4096;
+  size_t before = rss();
+  unsigned char *z = hk_api_calloc(1, size);
+  size_t after = rss();
+  ck_assert_ptr_eq(z, a);
+  ck_assert_msg(after < before + 4 * MiB,
+                "calloc(%zu) over 1 MiB dirty: RSS %zu -> %zu KiB", size,
+                before >> 10, after >> 10);
+  for (size_t i = 0; i < size; i += 64)
+    if (z[i] != 0)
+      ck_abort_msg("byte %zu of the calloc is %#x", i, z[i]);
+  hk_api_free(z);
+}
+END_TEST
+
+START_TEST(test_refused_decommit_stays_dirty) {
+  /* A decommit the kernel refuses (madvise on locked pages: EINVAL) must
+   * leave the range dirty: calloc then zeroes it. And the purge, which
+   * cannot succeed, must not spin. */
+  unsigned char *a = hk_api_malloc(1 * MiB);
+  unsigned char *keep = hk_api_malloc(1 * MiB);
+  ck_assert(a && keep);
+  memset(a, 0xa5, 1 * MiB);
+  if (mlock(a, 1 * MiB) != 0)
+    return; /* not allowed to lock here: nothing to test */
+  hk_api_free(a);
+  hk_api_malloc_trim(0);
+  ck_assert_uint_eq(stats().large_cached_bytes, 1 * MiB);
+  ck_assert_uint_gt(record_of(a)->dirty_hi, record_of(a)->dirty_lo);
+  hk_api_malloc_trim(0); /* tried again, refused again, returns */
+  unsigned char *z = hk_api_calloc(1, 1 * MiB);
+  ck_assert_ptr_eq(z, a);
+  assert_zero(z, 1 * MiB);
+  munlock(a, 1 * MiB);
   hk_api_free(z);
   hk_api_free(keep);
 }
@@ -471,6 +599,76 @@ START_TEST(test_free_large_header) {
 }
 END_TEST
 
+START_TEST(test_free_in_free_space_is_invalid) {
+  /* A page-aligned pointer into freed space where no block ever started
+   * was never a block: "invalid pointer", not "double free". */
+  char *p = hk_api_malloc(1 * MiB);
+  char *wall = hk_api_malloc(1 * MiB);
+  ck_assert(p && wall);
+  hk_api_free(p);
+  expect_report("free", "invalid pointer", p + 8192);
+  hk_api_free(launder(p + 8192));
+  missed("free of never-allocated free space", p + 8192);
+}
+END_TEST
+
+/* A freed block, its free extent's record, and a block after it that
+ * keeps the extent apart from the rest of the chunk. */
+static char *freed_with_record(struct hk_extent **e) {
+  char *p = hk_api_malloc(1 * MiB);
+  char *wall = hk_api_malloc(1 * MiB);
+  ck_assert(p && wall);
+  hk_api_free(p);
+  *e = record_of(p);
+  ck_assert_uint_eq((*e)->state, HK_EXT_FILED);
+  return p;
+}
+
+static int some_static[64];
+
+START_TEST(test_corrupt_next_link_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  e->next = (struct hk_extent *)(void *)some_static; /* not a record */
+  expect_report("malloc", "corrupted large-block metadata", p);
+  hk_api_malloc(1 * MiB);
+  missed("a record linked to a global", p);
+}
+END_TEST
+
+START_TEST(test_corrupt_prev_link_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  /* A record of the same chunk, but not one on any list. */
+  e->prev = e + 3;
+  expect_report("malloc", "corrupted large-block metadata", p);
+  hk_api_malloc(1 * MiB);
+  missed("a record linked to an unused record", p);
+}
+END_TEST
+
+START_TEST(test_corrupt_page_count_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  e->pages = 3 * 256; /* over the live block after it */
+  expect_report("malloc", "corrupted large-block metadata", p);
+  hk_api_malloc(2 * MiB);
+  missed("a record whose page count disagrees with the page map", p);
+}
+END_TEST
+
+START_TEST(test_corrupt_page_map_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  struct hk_large_chunk *c = chunk_of(p);
+  uint32_t page = hk_chunk_page(c, (uintptr_t)p);
+  atomic_store(&c->map[page + 255], 0); /* the tail tag, gone */
+  expect_report("malloc", "corrupted large-block metadata", p);
+  hk_api_malloc(1 * MiB);
+  missed("a page map that disagrees with the record", p);
+}
+END_TEST
+
 static Suite *large_suite(void) {
   Suite *s = suite_create("large");
   TCase *first = tcase_create("first_use");
@@ -489,6 +687,10 @@ static Suite *large_suite(void) {
   tcase_add_test(core, test_realloc_moves_big_blocks);
   tcase_add_test(core, test_calloc_of_cached_block_reads_zero);
   tcase_add_test(core, test_calloc_of_merged_clean_space_reads_zero);
+  tcase_add_test(core, test_freed_block_is_left_untouched);
+  tcase_add_test(core, test_clean_space_reads_zero_from_its_first_byte);
+  tcase_add_test(core, test_calloc_zeroes_only_the_dirty_part);
+  tcase_add_test(core, test_refused_decommit_stays_dirty);
   /* 8 KiB << 0 .. 8 KiB << 9 = 8 KiB .. 4 MiB */
   tcase_add_loop_test(core, test_posix_memalign_large_alignments, 0, 10);
   tcase_add_test(core, test_malloc_trim_releases_cache);
@@ -502,6 +704,16 @@ static Suite *large_suite(void) {
   tcase_add_test_raise_signal(misuse, test_double_free_after_merge, SIGABRT);
   tcase_add_test_raise_signal(misuse, test_free_interior_of_large, SIGABRT);
   tcase_add_test_raise_signal(misuse, test_free_large_header, SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_free_in_free_space_is_invalid,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_next_link_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_prev_link_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_page_count_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_page_map_is_reported,
+                              SIGABRT);
   suite_add_tcase(s, misuse);
   return s;
 }
