@@ -20,8 +20,9 @@
 #  3. apt-get install of libhakmem0, libhakmem-dev and hakmem, then, in a
 #     temporary directory: hakmem-run --version, real programs under
 #     hakmem-run with their output compared to plain runs
-#     (debian/tests/preload), man -w for both pages, a program built with
-#     pkg-config and run (debian/tests/build-link).
+#     (debian/tests/preload), man -w for both pages, the bash completion
+#     and the systemd example in place, a C and a new/delete-only C++
+#     program built with pkg-config and run (debian/tests/build-link).
 #  4. apt-get purge of the three; nothing named *hakmem* may be left
 #     in /usr.
 #
@@ -211,6 +212,15 @@ echo "\$ man -w 7 hakmem"
 man -w 7 hakmem | tee -a man.out
 grep -qx /usr/share/man/man1/hakmem-run.1.gz man.out || die "hakmem-run(1) is not where man looks"
 grep -qx /usr/share/man/man7/hakmem.7.gz man.out || die "hakmem(7) is not where man looks"
+
+for f in /usr/share/bash-completion/completions/hakmem-run \
+    /usr/share/doc/hakmem/examples/hakmem-service.conf; do
+    [ -f "$f" ] || die "$f is not installed"
+    echo "installed: $f"
+done
+echo "\$ bash -c '. /usr/share/bash-completion/completions/hakmem-run; complete -p hakmem-run'"
+bash -c '. /usr/share/bash-completion/completions/hakmem-run && complete -p hakmem-run' ||
+    die "the bash completion does not load"
 
 # The autopkgtests use installed files only; run them here as autopkgtest
 # would, each in a scratch directory of its own.

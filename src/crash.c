@@ -55,13 +55,23 @@ static size_t put_hex(char *buf, size_t at, size_t cap, uintptr_t v) {
   return at;
 }
 
-static void report(int sig, const void *addr, uintptr_t pc) {
-  char line[256];
+static void report(int sig, const siginfo_t *si, uintptr_t pc) {
+  char line[320];
   size_t cap = sizeof line - 1, at = 0;
   at = put_str(line, at, cap,
-               sig == SIGSEGV ? "hakmem: SIGSEGV at address "
-                              : "hakmem: SIGBUS at address ");
-  at = put_hex(line, at, cap, (uintptr_t)addr);
+               sig == SIGSEGV ? "hakmem: SIGSEGV" : "hakmem: SIGBUS");
+  /* An access through a non-canonical pointer (bits 63 to 47 not all
+   * equal, as a corrupted link often is) is a general protection or
+   * stack-segment fault: the kernel sends it as SI_KERNEL, with no
+   * address, and a 0 there would be a lie. */
+  if (si->si_code == SI_KERNEL) {
+    at = put_str(line, at, cap,
+                 " at a non-canonical address (a general protection fault:"
+                 " the kernel gives no address)");
+  } else {
+    at = put_str(line, at, cap, " at address ");
+    at = put_hex(line, at, cap, (uintptr_t)si->si_addr);
+  }
   at = put_str(line, at, cap,
                " in the allocator (hakmem " PACKAGE_VERSION ", pc ");
   at = put_hex(line, at, cap, pc);
@@ -78,7 +88,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
   /* A positive si_code is the kernel's own report of a faulting access;
    * kill(), raise() and sigqueue() send zero or less, with no address. */
   if (si->si_code > 0 && pc - text_lo < text_hi - text_lo)
-    report(sig, si->si_addr, pc);
+    report(sig, si, pc);
   /* Back to what the signal would have done without us (SIG_DFL: we only
    * install over that). SA_RESETHAND did this already when the kernel
    * delivered the signal; a program that installed its own handler later

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "internal/options.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -15,6 +16,7 @@
 
 #include "hakmem.h"
 #include "internal/os.h"
+#include "internal/stats.h"
 #include "internal/types.h"
 
 extern char **environ;
@@ -53,6 +55,11 @@ struct hk_options hk_options = {
 
 /* The text each knob took its value from, for the verbose line. */
 static const char *knob_text[K_COUNT];
+
+/* HAKMEM_STATS_FILE, copied: the environment's strings are the program's
+ * to rewrite (nginx and postgres write their process title over them), and
+ * the file is opened at exit. */
+static char stats_file[PATH_MAX];
 
 static void say(const char *s) { hk_os_write_stderr(s, strlen(s)); }
 
@@ -151,7 +158,7 @@ static int parse(const struct knob *k, const char *v, long *num, size_t *size) {
   case KNOB_ENUM:
     return parse_enum(k->doc, v, num);
   case KNOB_PATH:
-    return *v != '\0';
+    return *v != '\0' && strlen(v) < PATH_MAX;
   }
   return 0;
 }
@@ -192,7 +199,12 @@ void hk_options_init(void) {
   o.use_superslab = num[K_TINY_USE_SUPERSLAB] != 0;
   o.mem_diet = num[K_TINY_MEM_DIET] != 0;
   o.stats = num[K_STATS] != 0;
-  o.stats_file = *knob_text[K_STATS_FILE] ? knob_text[K_STATS_FILE] : NULL;
+  o.stats_file = NULL;
+  if (*knob_text[K_STATS_FILE]) {
+    memcpy(stats_file, knob_text[K_STATS_FILE],
+           strlen(knob_text[K_STATS_FILE]) + 1); /* parse() checked the length */
+    o.stats_file = stats_file;
+  }
   o.verbose = num[K_VERBOSE] != 0;
   o.hardened = num[K_HARDENED] != 0;
   o.invalid_free_warn = num[K_INVALID_FREE] == 1;
@@ -214,6 +226,8 @@ void hk_options_init(void) {
     o.large_cache_bytes /= 4;
   }
   hk_options = o;
+  if (o.stats)
+    hk_stats_start();
 }
 
 void hk_options_print(void) {

@@ -3,10 +3,14 @@
 #define _GNU_SOURCE
 #include "internal/stats.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hakmem.h"
@@ -74,14 +78,38 @@ HK_API_FN(int, hakmem_stats_get, (struct hakmem_stats *stats, size_t size)) {
 }
 
 // ---------------------------------------------------------------------------
-// The report: built line by line in a stack buffer, written with write(2),
-// since it runs at exit and from hakmem_stats_print without allocating.
+// The report: built in a stack buffer and written with write(2), since it
+// runs at exit and from hakmem_stats_print without allocating. The buffer
+// holds a whole report, so that it goes out in one write: reports that
+// many processes append to one file do not interleave.
 
 struct out {
   int fd;
-  char buf[256];
+  int error; /* errno of the first write that failed, 0 if none */
   size_t at;
+  char buf[8192];
 };
+
+/* Longer than any line of the report: end_line flushes before less than
+ * this is left, so put never cuts a line short. */
+#define HK_LINE_MAX 512
+
+static void flush(struct out *o) {
+  const char *p = o->buf;
+  size_t n = o->at;
+  while (n > 0 && !o->error) {
+    ssize_t w = write(o->fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      o->error = w < 0 ? errno : EIO;
+      break;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  o->at = 0;
+}
 
 static void put(struct out *o, const char *s) {
   size_t n = strlen(s);
@@ -105,16 +133,8 @@ static void put_num(struct out *o, uint64_t v) {
 static void end_line(struct out *o) {
   if (o->at < sizeof o->buf)
     o->buf[o->at++] = '\n';
-  const char *p = o->buf;
-  size_t n = o->at;
-  while (n > 0) {
-    ssize_t w = write(o->fd, p, n);
-    if (w <= 0)
-      break;
-    p += w;
-    n -= (size_t)w;
-  }
-  o->at = 0;
+  if (sizeof o->buf - o->at < HK_LINE_MAX)
+    flush(o);
 }
 
 struct live_count {
@@ -130,8 +150,13 @@ static void count_live(struct hk_slab *s, void *arg) {
   lc->live[hk_slab_class(s)] += hk_slab_used(s);
 }
 
-static void report(int fd) {
-  struct out o = {.fd = fd, .at = 0};
+/* Writes the report to fd; returns 0, or the errno of the write that
+ * failed. Not a cancellation point, as glibc's malloc_stats is not (BZ
+ * #22830): a thread cancelled in the middle would lose the report. */
+static int report(int fd) {
+  int saved_errno = errno, cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  struct out o = {.fd = fd, .error = 0, .at = 0};
   struct live_count lc;
   memset(&lc, 0, sizeof lc);
   hk_superslab_for_each_slab(count_live, &lc);
@@ -188,29 +213,216 @@ static void report(int fd) {
   put_num(&o, load(&hk_counters.large_unguarded));
   put(&o, " unguarded");
   end_line(&o);
+  flush(&o);
+  pthread_setcancelstate(cancel_state, NULL);
+  errno = saved_errno;
+  return o.error;
 }
 
-HK_API_FN(void, hakmem_stats_print, (int fd)) { report(fd); }
+HK_API_FN(void, hakmem_stats_print, (int fd)) { (void)report(fd); }
+
+// ---------------------------------------------------------------------------
+// Where the exit report goes: standard error, or HAKMEM_STATS_FILE.
+//
+// Many programs close their standard streams on the way out (ls, cat and
+// sort do, with coreutils' close_stdout), before this library's destructor
+// runs. So hk_stats_start keeps a duplicate of the descriptor from
+// start-up, and the report goes where standard error (or the descriptor
+// HAKMEM_STATS_FILE names) was when the program started. The program may
+// close the duplicate as well and open something else under its number:
+// it is used only while it is still the same file (device and inode) and
+// still close-on-exec (dup2 over it clears the flag); otherwise the
+// program's own descriptor is, if it is open.
+
+struct kept {
+  int fd; /* -1 if none */
+  dev_t dev;
+  ino_t ino;
+};
+
+/* Above the descriptors that shells and programs pick by number for
+ * redirections (0 to 9); a free one above it, or any free one. */
+#define HK_KEPT_FD_MIN 100
+
+static struct kept kept_err = {.fd = -1}, kept_out = {.fd = -1};
+/* The descriptor the report goes to: 2, the one HAKMEM_STATS_FILE names,
+ * or -1 for a file opened at exit. */
+static int out_fd = 2;
+
+static void keep(struct kept *k, int fd) {
+  struct stat st;
+  k->fd = -1;
+  if (fstat(fd, &st) != 0)
+    return;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, HK_KEPT_FD_MIN);
+  if (copy < 0)
+    copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0)
+    return;
+  k->fd = copy;
+  k->dev = st.st_dev;
+  k->ino = st.st_ino;
+}
+
+/* The descriptor to write fd's output to now, or -1 if there is none. */
+static int kept_fd(const struct kept *k, int fd) {
+  struct stat st;
+  if (k->fd >= 0) {
+    int flags = fcntl(k->fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) && fstat(k->fd, &st) == 0 &&
+        st.st_dev == k->dev && st.st_ino == k->ino)
+      return k->fd;
+  }
+  return fcntl(fd, F_GETFD) >= 0 ? fd : -1;
+}
+
+/* /dev/stdout, /dev/stderr and /dev/fd/N name a descriptor of the
+ * program's own, as they do for gawk and bash: they are symbolic links
+ * into /proc, which O_NOFOLLOW would refuse, and the descriptor may be
+ * closed by exit time. Returns it, or -1 for any other name. */
+static int named_descriptor(const char *path) {
+  if (strcmp(path, "/dev/stdout") == 0)
+    return 1;
+  if (strcmp(path, "/dev/stderr") == 0)
+    return 2;
+  if (strncmp(path, "/dev/fd/", 8) != 0 || path[8] == '\0')
+    return -1;
+  long n = 0;
+  for (const char *p = path + 8; *p; p++) {
+    if (*p < '0' || *p > '9' || n > 1000000)
+      return -1;
+    n = n * 10 + (*p - '0');
+  }
+  return (int)n;
+}
+
+/* A child forked without exec reports through its own descriptors: the
+ * duplicates would otherwise keep the parent's standard error open for as
+ * long as the child runs, and a daemon that closes its standard streams
+ * would hold a pipeline's pipe open forever (`hakmem-run --stats
+ * daemon | tee log` would never end). A child that execs starts afresh. */
+static void forget_kept(void) {
+  if (kept_err.fd >= 0)
+    close(kept_err.fd);
+  if (kept_out.fd >= 0)
+    close(kept_out.fd);
+  kept_err.fd = kept_out.fd = -1;
+}
+
+void hk_stats_start(void) {
+  keep(&kept_err, 2);
+  out_fd = hk_options.stats_file ? named_descriptor(hk_options.stats_file) : 2;
+  if (out_fd >= 0 && out_fd != 2)
+    keep(&kept_out, out_fd);
+  if (kept_err.fd >= 0 || kept_out.fd >= 0)
+    (void)pthread_atfork(NULL, NULL, forget_kept);
+}
+
+/* HAKMEM_STATS_FILE with %p replaced by the process ID (as in the
+ * kernel's core_pattern) and %% by %; any other % is kept. Expanded at
+ * exit, so that a forked child names its own file. Returns 0, or -1 if
+ * the name does not fit. */
+static int expand(const char *pattern, char *path, size_t cap) {
+  size_t at = 0;
+  for (const char *p = pattern; *p; p++) {
+    char num[24];
+    const char *piece = num;
+    size_t n = 1;
+    num[0] = *p;
+    if (p[0] == '%' && p[1] == 'p') {
+      uint64_t v = (uint64_t)getpid();
+      size_t d = sizeof num;
+      do {
+        num[--d] = (char)('0' + v % 10);
+        v /= 10;
+      } while (v);
+      piece = num + d;
+      n = sizeof num - d;
+      p++;
+    } else if (p[0] == '%' && p[1] == '%') {
+      p++;
+    }
+    if (n >= cap - at)
+      return -1;
+    memcpy(path + at, piece, n);
+    at += n;
+  }
+  path[at] = '\0';
+  return 0;
+}
+
+/* One line on fd (standard error): "hakmem: WHAT NAME: REASON" and TAIL. */
+static void tell(int fd, const char *what, const char *name, int err,
+                 const char *tail) {
+  if (fd < 0)
+    return;
+  struct out o = {.fd = fd, .error = 0, .at = 0};
+  const char *reason = strerrordesc_np(err);
+  put(&o, "hakmem: ");
+  put(&o, what);
+  put(&o, " ");
+  put(&o, name);
+  put(&o, ": ");
+  if (err == ENXIO)
+    put(&o, "a FIFO that no process reads");
+  else if (reason)
+    put(&o, reason);
+  else
+    put_num(&o, (uint64_t)err);
+  put(&o, tail);
+  end_line(&o);
+  flush(&o);
+}
 
 /* HAKMEM_STATS: the report at exit. A preloaded library's destructor runs
- * after the program's own, so the report sees the program's last frees. */
+ * after the program's own, so the report sees the program's last frees.
+ * A file is opened without following a symbolic link and appended to (a
+ * report appended is never one lost), without blocking on a FIFO that no
+ * process reads; a report that cannot be written is said on stderr. */
 __attribute__((destructor)) static void report_at_exit(void) {
   if (!hk_options.stats)
     return;
-  int fd = 2;
-  if (hk_options.stats_file) {
-    fd = open(hk_options.stats_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+  int saved_errno = errno;
+  static char path[PATH_MAX];
+  int err_fd = kept_fd(&kept_err, 2), fd = -1, opened = 0;
+  if (out_fd == 2) {
+    fd = err_fd;
+  } else if (out_fd >= 0) {
+    fd = kept_fd(&kept_out, out_fd);
+    if (fd < 0)
+      tell(err_fd, "cannot write the statistics report to",
+           hk_options.stats_file, EBADF, "");
+  } else if (expand(hk_options.stats_file, path, sizeof path) != 0) {
+    tell(err_fd, "cannot open HAKMEM_STATS_FILE", hk_options.stats_file,
+         ENAMETOOLONG, "; writing the statistics to stderr");
+    fd = err_fd;
+  } else {
+    fd = open(path,
+              O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+                  O_NOCTTY | O_NONBLOCK,
               0644);
     if (fd < 0) {
-      static const char msg[] = "hakmem: cannot open HAKMEM_STATS_FILE, "
-                                "writing statistics to stderr\n";
-      hk_os_write_stderr(msg, sizeof msg - 1);
-      fd = 2;
+      tell(err_fd, "cannot open HAKMEM_STATS_FILE", path, errno,
+           "; writing the statistics to stderr");
+      fd = err_fd;
+    } else {
+      opened = 1;
+      /* Only the open was not to block: a reader that is slow to drain a
+       * FIFO gets the whole report. */
+      int flags = fcntl(fd, F_GETFL);
+      if (flags >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     }
   }
-  report(fd);
-  if (fd != 2)
-    close(fd);
+  if (fd >= 0) {
+    int err = report(fd);
+    if (opened && close(fd) != 0 && err == 0 && errno != EINTR)
+      err = errno;
+    if (err != 0 && fd != err_fd)
+      tell(err_fd, "cannot write the statistics report to",
+           opened ? path : hk_options.stats_file, err, "");
+  }
+  errno = saved_errno;
 }
 
 HK_API_FN(unsigned, hakmem_version, (void)) {
@@ -251,4 +463,5 @@ HK_API_FN(struct mallinfo, mallinfo, (void)) {
   return mi;
 }
 
-HK_API_FN(void, malloc_stats, (void)) { HK_API(hakmem_stats_print)(2); }
+/* To standard error, as glibc's; never a cancellation point (report). */
+HK_API_FN(void, malloc_stats, (void)) { (void)report(2); }

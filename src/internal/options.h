@@ -9,7 +9,7 @@ struct hk_options {
   int use_superslab;           /* HAKMEM_TINY_USE_SUPERSLAB */
   int mem_diet;                /* HAKMEM_TINY_MEM_DIET */
   int stats;                   /* HAKMEM_STATS */
-  const char *stats_file;      /* HAKMEM_STATS_FILE, NULL for stderr */
+  const char *stats_file;      /* HAKMEM_STATS_FILE (a copy), NULL for stderr */
   int verbose;                 /* HAKMEM_VERBOSE */
   int hardened;                /* HAKMEM_HARDENED */
   int invalid_free_warn;       /* HAKMEM_INVALID_FREE=warn */

@@ -38,6 +38,11 @@ void hk_stats_mapped(size_t bytes);
 void hk_stats_superslabs(int delta);
 void hk_stats_unmapped(size_t bytes);
 
+/* With HAKMEM_STATS, at start-up (from hk_options_init): keeps a duplicate
+ * of the descriptor the exit report goes to, so that it arrives even if the
+ * program closes its standard error first. Allocates nothing. */
+void hk_stats_start(void);
+
 static inline void hk_stats_add(_Atomic size_t *c, size_t v) {
   atomic_fetch_add_explicit(c, v, memory_order_relaxed);
 }

@@ -190,7 +190,7 @@ for v in $(grep -oE 'HAKMEM_[A-Z][A-Z0-9_]*' "$tmp/help" | sort -u); do
     case $v in HAKMEM_RUN_LIBRARY | HAKMEM_RUN_TIME | HAKMEM_NAME) continue ;; esac
     is_knob "${v#HAKMEM_}" || problems+=("names $v, which is not in knobs.def")
 done
-wrapper_opts=(--help --version --env --compare --compare-show-output)
+wrapper_opts=(--help --version --env --compare --compare-show-output --pymalloc)
 for o in $(grep -oE -- '--[a-z][a-z-]*' "$tmp/help" | sort -u); do
     known=no
     for k in "${wrapper_opts[@]}" "${opts[@]}"; do
@@ -295,7 +295,7 @@ done
 # Every option of the wrapper has an entry, and every entry is an option of
 # the wrapper or of knobs.def.
 problems=()
-for o in -h --help -V --version -e --env --compare --compare-show-output --; do
+for o in -h --help -V --version -e --env --compare --compare-show-output --pymalloc --; do
     cut -f1 "$tmp/opts1" | grep -qE -- "(^|[ ,])$(quote_re "$o")([ ,=[]|\$)" ||
         problems+=("no entry for $o")
 done
