@@ -217,7 +217,7 @@ HK_API_FN(size_t, malloc_usable_size, (void *p)) {
 
 HK_API_FN(int, malloc_trim, (size_t pad)) {
   (void)pad;
-  hk_heap_trim_abandoned();
-  size_t released = hk_large_trim() + hk_superslab_trim();
+  size_t released = hk_heap_trim();
+  released += hk_large_trim() + hk_superslab_trim();
   return released > 0;
 }

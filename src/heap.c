@@ -9,6 +9,7 @@
 
 #include "internal/hardened.h"
 #include "internal/init.h"
+#include "internal/large.h"
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/slab.h"
@@ -81,30 +82,299 @@ static int slab_has_blocks(struct hk_slab *s) {
 }
 
 // ---------------------------------------------------------------------------
+// The empty slabs a heap keeps. The owner takes its lock once per slab it
+// keeps or reuses; another thread only tries it, and skips a busy heap.
+
+static void empty_lock(struct hk_heap *h) {
+  while (atomic_exchange_explicit(&h->empty_lock, 1, memory_order_acquire))
+    while (atomic_load_explicit(&h->empty_lock, memory_order_relaxed))
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#else
+      ;
+#endif
+}
+
+static int empty_trylock(struct hk_heap *h) {
+  return atomic_load_explicit(&h->empty_lock, memory_order_relaxed) == 0 &&
+         atomic_exchange_explicit(&h->empty_lock, 1, memory_order_acquire) == 0;
+}
+
+static void empty_unlock(struct hk_heap *h) {
+  atomic_store_explicit(&h->empty_lock, 0, memory_order_release);
+}
+
+/* Some heap keeps an empty slab not given back yet. A thread that keeps
+ * one may never call the allocator again, so any thread's slow path looks
+ * at every heap's kept slabs, at most a few times per purge delay. */
+static _Atomic int kept_pending;
+static _Atomic uint32_t kept_checked_ms;
+
+static uint32_t *slab_released_ms(struct hk_slab *s) {
+  return &hk_slab_superslab(s)->released_ms[hk_slab_index(s)];
+}
+
+/* Gives back the empty slabs that heaps have kept for `age` ms or more;
+ * returns their bytes. Called with no lock held. */
+static size_t purge_kept(uint32_t now, uint32_t age) {
+  struct hk_slab *out = NULL;
+  int left = 0;
+  pthread_mutex_lock(&heaps_lock);
+  for (struct hk_heap *h = all_heaps; h; h = h->all_next) {
+    if (!empty_trylock(h)) {
+      left = 1;
+      continue;
+    }
+    for (unsigned g = 0; g < HK_GEOM_COUNT; g++)
+      for (struct hk_slab **at = &h->empty[g]; *at;) {
+        struct hk_slab *s = *at;
+        if ((uint32_t)(now - *slab_released_ms(s)) < age) {
+          left = 1;
+          at = &s->next;
+          continue;
+        }
+        *at = s->next;
+        h->empty_count[g]--;
+        s->next = out;
+        out = s;
+      }
+    empty_unlock(h);
+  }
+  pthread_mutex_unlock(&heaps_lock);
+  if (left)
+    atomic_store_explicit(&kept_pending, 1, memory_order_relaxed);
+  size_t bytes = 0;
+  while (out) {
+    struct hk_slab *s = out;
+    out = s->next;
+    bytes += (size_t)1 << hk_slab_superslab(s)->slab_shift;
+    hk_superslab_release_slab_now(s);
+  }
+  return bytes;
+}
+
+static void maybe_purge_kept(uint32_t now) {
+  long delay = hk_options.purge_delay_ms;
+  if (!atomic_load_explicit(&kept_pending, memory_order_relaxed) || delay < 0)
+    return;
+  uint32_t last = atomic_load_explicit(&kept_checked_ms, memory_order_relaxed);
+  if ((uint32_t)(now - last) < (uint32_t)delay / 4 + 1 ||
+      !atomic_compare_exchange_strong_explicit(&kept_checked_ms, &last, now,
+                                               memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
+  atomic_store_explicit(&kept_pending, 0, memory_order_relaxed);
+  purge_kept(now, (uint32_t)delay);
+}
+
+// ---------------------------------------------------------------------------
+// Free pages of slabs in use. Links live out of band, so a page none of
+// whose blocks is out with the program (LIVE) or being freed (PENDING)
+// holds nothing anyone will read again: it can go back to the OS, and a
+// block on it reads zeroes when next handed out. Blocks freed by other
+// threads are collected first; one freed remotely after that is chained
+// with index links too, but the program has given it up, so its page may
+// go all the same. Only a slab's owner hands out its blocks, so none turns
+// LIVE during the scan. Never in HAKMEM_HARDENED mode: a freed block must
+// keep its fill, which reuse checks.
+
+static size_t purge_range(uintptr_t lo, uintptr_t hi) {
+  lo = (lo + HK_PAGE_SIZE - 1) & ~(uintptr_t)(HK_PAGE_SIZE - 1);
+  hi &= ~(uintptr_t)(HK_PAGE_SIZE - 1);
+  if (hi <= lo)
+    return 0;
+  /* A refused decommit (mlock) leaves the pages as they were: dirty. */
+  return hk_os_decommit((void *)lo, hi - lo) == 0 ? hi - lo : 0;
+}
+
+/* The caller owns s (or has taken it off the abandoned lists) and has
+ * collected its remote frees. Returns the bytes given back. */
+static size_t slab_purge_pages(struct hk_slab *s) {
+  struct hk_superslab *ss = hk_slab_superslab(s);
+  uint32_t bs = hk_slab_block_size(s);
+  unsigned carved = hk_slab_carved(s);
+  uintptr_t run = s->start; /* where the run of free blocks began */
+  int in_run = 1;
+  size_t purged = 0;
+  for (unsigned i = 0; i < carved; i++) {
+    if (hk_link_get(s, i) >= HK_LINK_PENDING) {
+      if (in_run)
+        purged += purge_range(run, s->start + (uintptr_t)i * bs);
+      in_run = 0;
+    } else if (!in_run) {
+      run = s->start + (uintptr_t)i * bs;
+      in_run = 1;
+    }
+  }
+  /* Past the carved blocks nothing is the program's (a slab reused before
+   * its purge may still have those pages). */
+  if (!in_run)
+    run = s->start + (uintptr_t)carved * bs;
+  purged += purge_range(run, hk_slab_base(s) + ((uintptr_t)1 << ss->slab_shift));
+  ss->purged_used[hk_slab_index(s)] = hk_slab_used(s) + 1;
+  return purged;
+}
+
+static int slab_purged_already(struct hk_slab *s) {
+  return hk_slab_superslab(s)->purged_used[hk_slab_index(s)] ==
+         hk_slab_used(s) + 1;
+}
+
+/* A slab whose use count is unchanged since its last purge is skipped
+ * unless `all`, and what it gives back then is not counted: malloc_trim
+ * reports whether it released memory, and those pages were gone already
+ * (but for blocks freed and reused in equal numbers). */
+static size_t purge_if(struct hk_slab *s, int all) {
+  if (!slab_purged_already(s))
+    return slab_purge_pages(s);
+  if (all)
+    (void)slab_purge_pages(s);
+  return 0;
+}
+
+static void heap_release_slab(struct hk_heap *h, struct hk_slab *s);
+
+/* Gives back the free pages of the heap's slabs; `all` also those of slabs
+ * whose use count has not changed since their last purge (malloc_trim),
+ * which the timed purge skips so that an idle heap costs one pass. The
+ * owner only. Returns the bytes given back. */
+static size_t heap_purge_pages(struct hk_heap *h, int all) {
+  h->purge_armed = 0;
+  h->purged_ms = hk_os_now_ms();
+  if (hk_options.hardened)
+    return 0;
+  size_t purged = 0;
+  for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+    struct hk_slab *s = h->cur[c], *next;
+    if (s != &hk_empty_slab) {
+      hk_slab_collect(s);
+      purged += purge_if(s, all);
+    }
+    for (s = h->avail[c].head; s; s = next) {
+      next = s->next;
+      hk_slab_collect(s);
+      if (hk_slab_used(s) == 0) {
+        queue_remove(&h->avail[c], s);
+        heap_release_slab(h, s);
+      } else {
+        purged += purge_if(s, all);
+      }
+    }
+    for (s = h->full[c].head; s; s = next) {
+      next = s->next;
+      hk_slab_collect(s);
+      if (hk_slab_used(s) == 0) {
+        queue_remove(&h->full[c], s);
+        heap_release_slab(h, s);
+        continue;
+      }
+      if (!slab_has_blocks(s))
+        continue;
+      queue_remove(&h->full[c], s);
+      s->list = HK_LIST_AVAIL;
+      queue_push(&h->avail[c], s);
+      purged += slab_purge_pages(s);
+    }
+  }
+  return purged;
+}
+
+/* A slab of the heap gained free blocks: its free pages are given back a
+ * purge delay from now (at once under HAKMEM_TINY_MEM_DIET), checked on
+ * the owner's slow path. */
+static void purge_arm(struct hk_heap *h) {
+  long delay = hk_options.purge_delay_ms;
+  if (h->purge_armed || delay < 0)
+    return;
+  h->purge_armed = 1;
+  h->purge_at_ms = hk_os_now_ms() + (uint32_t)delay;
+}
+
+/* A heap that grows purges before its delay is up, but not more than once
+ * per delay: a program whose blocks come and go at random would otherwise
+ * purge at every new slab pages it refills right after. */
+static int purge_may_run_early(struct hk_heap *h) {
+  return (uint32_t)(hk_os_now_ms() - h->purged_ms) >=
+         (uint32_t)hk_options.purge_delay_ms;
+}
+
+/* The owner's slow path: the purges that are due. One clock read, and
+ * none while nothing waits. */
+static void maybe_purge(struct hk_heap *h) {
+  if (!h->purge_armed &&
+      !atomic_load_explicit(&kept_pending, memory_order_relaxed))
+    return;
+  uint32_t now = hk_os_now_ms();
+  if (h->purge_armed && (int32_t)(now - h->purge_at_ms) >= 0)
+    heap_purge_pages(h, 0);
+  maybe_purge_kept(now);
+}
+
+// ---------------------------------------------------------------------------
 // Getting slabs
 
 static void heap_release_slab(struct hk_heap *h, struct hk_slab *s) {
   unsigned g = hk_slab_superslab(s)->geometry;
   hk_stats_sub(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
   hk_slab_reset(s);
-  if (h && g != HK_GEOM_TINY_SOLO &&
-      h->empty_count[g] < hk_options.heap_empty_slabs) {
-    s->next = h->empty[g];
-    h->empty[g] = s;
-    h->empty_count[g]++;
-    return;
+  if (h && g != HK_GEOM_TINY_SOLO && hk_options.heap_empty_slabs > 0) {
+    /* Neither the pool nor purge_kept reads this until the slab is
+     * released or kept, which the lock below publishes. */
+    *slab_released_ms(s) = hk_os_now_ms();
+    empty_lock(h);
+    int keep = h->empty_count[g] < hk_options.heap_empty_slabs;
+    if (keep) {
+      s->next = h->empty[g];
+      h->empty[g] = s;
+      h->empty_count[g]++;
+    }
+    empty_unlock(h);
+    if (keep) {
+      if (!atomic_load_explicit(&kept_pending, memory_order_relaxed))
+        atomic_store_explicit(&kept_pending, 1, memory_order_relaxed);
+      return;
+    }
   }
   hk_superslab_release_slab(s);
 }
 
-static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
-  unsigned g = hk_class_geometry(cls);
+/* Mapping a SuperSlab failed (RLIMIT_AS, overcommit limits): what is held
+ * but unused -- slabs heaps keep, empty SuperSlabs, cached large blocks --
+ * goes back so that one retry may succeed. Returns whether anything did. */
+static int give_back_address_space(void) {
+  int saved = errno;
+  size_t n = purge_kept(hk_os_now_ms(), 0);
+  n += hk_superslab_trim() + hk_large_trim();
+  errno = saved;
+  return n > 0;
+}
+
+static struct hk_slab *kept_pop(struct hk_heap *h, unsigned g) {
+  empty_lock(h);
   struct hk_slab *s = h->empty[g];
   if (s) {
     h->empty[g] = s->next;
     h->empty_count[g]--;
-  } else {
+  }
+  empty_unlock(h);
+  return s;
+}
+
+static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
+  unsigned g = hk_class_geometry(cls);
+  struct hk_slab *s = kept_pop(h, g);
+  /* Before the heap grows, the free pages it has are given back even if
+   * their delay has not passed: otherwise a program that frees most of one
+   * size and then allocates another keeps the sum of both resident. (The
+   * purge may empty a slab, which is then kept.) */
+  if (!s && h->purge_armed && purge_may_run_early(h)) {
+    heap_purge_pages(h, 0);
+    s = kept_pop(h, g);
+  }
+  if (!s) {
     s = hk_superslab_acquire_slab(g);
+    if (!s && give_back_address_space())
+      s = hk_superslab_acquire_slab(g);
     if (!s)
       return NULL;
   }
@@ -182,7 +452,14 @@ refill(struct hk_heap *h, struct hk_slab **cur, unsigned cls) {
   }
   if (hk_slab_list_empty(s))
     hk_slab_carve(s);
-  s->list = HK_LIST_CURRENT;
+  /* A slab of huge blocks leaves the fast path when it empties even as
+   * the current one (see hk_free_local_slow): it is 2 MiB for a handful of
+   * blocks, which an idle thread would otherwise pin for good. Not in
+   * HAKMEM_HARDENED mode, where the slab stays so that a second free of
+   * its last block is still told as a double free. */
+  s->list = hk_class_geometry(cls) == HK_GEOM_HUGE && !hk_options.hardened
+                ? HK_LIST_AVAIL
+                : HK_LIST_CURRENT;
   *cur = s;
   return s;
 }
@@ -216,6 +493,7 @@ int hk_slab_pop(struct hk_slab *s, unsigned *index) {
 static __attribute__((noinline)) void *alloc_slow(struct hk_heap *h,
                                                   unsigned cls) {
   hk_remote_flush();
+  maybe_purge(h);
   for (;;) {
     struct hk_slab *s = refill(h, &h->cur[cls], cls);
     if (!s)
@@ -248,6 +526,18 @@ void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
   unsigned cls = hk_slab_class(s);
   if (s->list == HK_LIST_CURRENT)
     return;
+  if (s == h->cur[cls] || s == h->hard_cur[cls]) {
+    /* A current slab of huge blocks that emptied (see refill). */
+    if (hk_slab_used(s) == 0) {
+      if (h->cur[cls] == s)
+        h->cur[cls] = &hk_empty_slab;
+      else
+        h->hard_cur[cls] = &hk_empty_slab;
+      heap_release_slab(h, s);
+    }
+    return;
+  }
+  purge_arm(h);
   if (hk_slab_used(s) == 0) {
     queue_remove(s->list == HK_LIST_FULL ? &h->full[cls] : &h->avail[cls], s);
     heap_release_slab(h, s);
@@ -406,9 +696,10 @@ static struct hk_heap *heap_new(void) {
     h->all_next = all_heaps;
     all_heaps = h;
   }
-  pthread_mutex_unlock(&heaps_lock);
-  /* A reused heap's counters were moved to the totals when it was left. */
+  /* A reused heap's counters were moved to the totals when it was left.
+   * Under the lock: purge_kept may be looking at its (empty) lists. */
   memset(h, 0, offsetof(struct hk_heap, all_next));
+  pthread_mutex_unlock(&heaps_lock);
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++)
     h->cur[c] = h->hard_cur[c] = &hk_empty_slab;
   return h;
@@ -430,12 +721,15 @@ struct hk_heap *hk_heap_attach(void) {
   return h;
 }
 
-static void abandon_or_release(struct hk_slab *s) {
+/* `purge`: give back the slab's free pages before it is offered again
+ * (malloc_trim). Returns the bytes given back. */
+static size_t abandon_or_release(struct hk_slab *s, int purge) {
   hk_slab_collect(s);
   if (hk_slab_used(s) == 0) {
     heap_release_slab(NULL, s);
-    return;
+    return 0;
   }
+  size_t purged = purge && !hk_options.hardened ? slab_purge_pages(s) : 0;
   atomic_store_explicit(&s->owner, 0, memory_order_release);
   unsigned cls = hk_slab_class(s);
   pthread_mutex_lock(&abandoned_lock);
@@ -454,9 +748,11 @@ static void abandon_or_release(struct hk_slab *s) {
     queue_push(&stuck[cls], s);
   }
   pthread_mutex_unlock(&abandoned_lock);
+  return purged;
 }
 
-void hk_heap_trim_abandoned(void) {
+size_t hk_heap_trim(void) {
+  size_t released = 0;
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
     pthread_mutex_lock(&abandoned_lock);
     struct hk_slab *list = adoptable[c];
@@ -467,9 +763,15 @@ void hk_heap_trim_abandoned(void) {
       struct hk_slab *s = list;
       list = s->next;
       s->list = HK_LIST_AVAIL;
-      abandon_or_release(s);
+      released += abandon_or_release(s, 1);
     }
   }
+  struct hk_heap *h = hk_tls_heap;
+  if (h != &hk_heap_empty) {
+    hk_remote_flush();
+    released += heap_purge_pages(h, 1);
+  }
+  return released + purge_kept(hk_os_now_ms(), 0);
 }
 
 void hk_heap_detach(struct hk_heap *h) {
@@ -482,23 +784,27 @@ void hk_heap_detach(struct hk_heap *h) {
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
     struct hk_slab *s;
     if (h->cur[c] != &hk_empty_slab)
-      abandon_or_release(h->cur[c]);
+      abandon_or_release(h->cur[c], 0);
     h->cur[c] = &hk_empty_slab;
     if (h->hard_cur[c] != &hk_empty_slab)
-      abandon_or_release(h->hard_cur[c]);
+      abandon_or_release(h->hard_cur[c], 0);
     h->hard_cur[c] = &hk_empty_slab;
     while ((s = queue_pop(&h->avail[c])) != NULL)
-      abandon_or_release(s);
+      abandon_or_release(s, 0);
     while ((s = queue_pop(&h->full[c])) != NULL)
-      abandon_or_release(s);
+      abandon_or_release(s, 0);
   }
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
-    while (h->empty[g]) {
-      struct hk_slab *s = h->empty[g];
-      h->empty[g] = s->next;
+    empty_lock(h);
+    struct hk_slab *list = h->empty[g];
+    h->empty[g] = NULL;
+    h->empty_count[g] = 0;
+    empty_unlock(h);
+    while (list) {
+      struct hk_slab *s = list;
+      list = s->next;
       hk_superslab_release_slab(s);
     }
-    h->empty_count[g] = 0;
   }
   pthread_mutex_lock(&heaps_lock);
   if (hk_options.stats)

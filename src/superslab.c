@@ -302,20 +302,19 @@ struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
   return &ss->slabs[idx];
 }
 
-void hk_superslab_release_slab(struct hk_slab *slab) {
+static void release(struct hk_slab *slab, int purge_now) {
   struct hk_superslab *ss = hk_slab_superslab(slab);
   struct pool *pool = &pools[ss->geometry];
   unsigned idx = hk_slab_index(slab);
   int solo = ss->geometry == HK_GEOM_TINY_SOLO;
   /* A delay of 0 (and diet) purges now, outside the lock. */
-  int refused = !solo && hk_options.purge_delay_ms == 0 &&
-                slab_decommit(slab) != 0;
+  int refused = !solo && purge_now && slab_decommit(slab) != 0;
   struct hk_superslab *to_unmap = NULL;
   pthread_mutex_lock(&pool->lock);
   if (ss->free_mask == 0)
     list_insert(&pool->partial, ss);
   ss->free_mask |= 1u << idx;
-  if (!solo && (hk_options.purge_delay_ms > 0 || refused))
+  if (!solo && (refused || (!purge_now && hk_options.purge_delay_ms > 0)))
     dirty_mark(pool, ss, idx);
   if (ss->free_mask == all_slabs_mask(ss)) {
     list_remove(&pool->partial, ss);
@@ -336,6 +335,12 @@ void hk_superslab_release_slab(struct hk_slab *slab) {
     superslab_unmap(to_unmap);
   unmap_chain(expired);
 }
+
+void hk_superslab_release_slab(struct hk_slab *slab) {
+  release(slab, hk_options.purge_delay_ms == 0);
+}
+
+void hk_superslab_release_slab_now(struct hk_slab *slab) { release(slab, 1); }
 
 size_t hk_superslab_trim(void) {
   size_t released = 0;

@@ -1,11 +1,12 @@
 #!/bin/sh
-# run-test.sh: automake's LOG_COMPILER for compiled tests. Integration tests
-# run with libhakmem preloaded, as a user would run a program; unit tests
-# link the allocator under internal names and run as they are.
+# run-test.sh: automake's LOG_COMPILER for compiled tests. Integration and
+# footprint tests run with libhakmem preloaded, as a user would run a
+# program; unit tests link the allocator under internal names and run as
+# they are.
 prog=$1
 shift
 case "$prog" in
-  */integration/*)
+  */integration/* | */footprint/*)
     if [ ! -f "$HAKMEM_LIB" ]; then
       echo "Bail out! library not found: $HAKMEM_LIB"
       exit 1

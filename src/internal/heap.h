@@ -29,8 +29,17 @@ struct hk_heap {
   struct hk_slab *cur[HK_CLASS_COUNT]; /* read by the malloc fast path */
   struct hk_slab_queue avail[HK_CLASS_COUNT]; /* slabs with free blocks */
   struct hk_slab_queue full[HK_CLASS_COUNT];  /* slabs with none (maybe remote) */
-  struct hk_slab *empty[HK_GEOM_COUNT];       /* unused slabs kept for reuse */
+  /* Unused slabs kept for reuse, under empty_lock: another thread gives
+   * them back once they have been kept for the purge delay, or on
+   * malloc_trim, since the owner may never call the allocator again. */
+  struct hk_slab *empty[HK_GEOM_COUNT];
   unsigned empty_count[HK_GEOM_COUNT];
+  _Atomic unsigned empty_lock;
+  /* Some slab gained free blocks since the last purge of free pages
+   * (heap_purge_pages in heap.c), due at purge_at_ms. Owner only. */
+  uint8_t purge_armed;
+  uint32_t purge_at_ms;
+  uint32_t purged_ms; /* when that purge last ran */
   /* HAKMEM_HARDENED: the current slabs, kept out of `cur` (which then
    * stays at hk_empty_slab) so that every malloc leaves the fast path. */
   struct hk_slab *hard_cur[HK_CLASS_COUNT];
@@ -86,8 +95,11 @@ void hk_free_remote(struct hk_slab *s, unsigned i);
  * slab's remote list; done at thread exit and on every refill. */
 void hk_remote_flush(void);
 
-/* Returns the empty slabs of exited threads to the pool (malloc_trim). */
-void hk_heap_trim_abandoned(void);
+/* malloc_trim's share of the small tiers: the empty slabs of exited
+ * threads and those every heap keeps go back to the pool, and the free
+ * pages of the calling thread's slabs and of abandoned ones to the OS.
+ * Returns the bytes given back. */
+size_t hk_heap_trim(void);
 
 /* Attaches a heap to the calling thread; NULL when out of memory. */
 struct hk_heap *hk_heap_attach(void);
@@ -143,8 +155,9 @@ static inline void hk_free_local(struct hk_slab *s, unsigned i) {
   hk_link_set(s, i, s->free);
   s->free = (uint16_t)i;
   /* An empty slab that is still the current one stays put: alternating
-   * malloc/free of one block must not leave the fast path. Any other that
-   * empties goes back, and a full one becomes available again. */
+   * malloc/free of one block must not leave the fast path (but for huge
+   * blocks, see refill in heap.c). Any other that empties goes back, and a
+   * full one becomes available again. */
   unsigned used = hk_slab_used(s) - 1;
   hk_slab_set_used(s, used);
   if (__builtin_expect(s->list > (used != 0), 0))

@@ -23,6 +23,9 @@ struct hk_slab *hk_superslab_acquire_slab(unsigned geometry);
 
 /* Returns a slab that hk_slab_reset emptied to its SuperSlab. */
 void hk_superslab_release_slab(struct hk_slab *slab);
+/* The same for a slab that has already sat unused for the purge delay (a
+ * heap kept it): its pages go back to the OS now. */
+void hk_superslab_release_slab_now(struct hk_slab *slab);
 
 /* Unmaps the empty SuperSlabs kept for reuse. Returns bytes released. */
 size_t hk_superslab_trim(void);

@@ -94,9 +94,11 @@ typedef uint16_t hk_link;
 
 /* Which list a slab is on. An owned slab is its heap's current slab for
  * its class (CURRENT), or on its avail queue (AVAIL) or its full queue
- * (FULL). An abandoned slab is either ADOPTABLE (has free blocks, waiting
- * for a thread to adopt it) or STUCK (no free block; the first remote free
- * into it makes it adoptable). The order lets the owner's free ask in one
+ * (FULL); a current slab of huge blocks is marked AVAIL, so that its
+ * owner's free leaves the fast path when it empties. An abandoned slab is
+ * either ADOPTABLE (has free blocks, waiting for a thread to adopt it) or
+ * STUCK (no free block; the first remote free into it makes it
+ * adoptable). The order lets the owner's free ask in one
  * compare whether it must leave the fast path: a slab that is not current
  * and becomes empty must, and so must a full one (see hk_free_local). */
 enum hk_slab_list {
@@ -172,7 +174,12 @@ struct hk_superslab {
   uint32_t link_stride; /* links per slab in meta */
   uint32_t emptied_ms;  /* when its last slab was released (pool's empties) */
   struct hk_slab slabs[HK_MAX_SLABS];
-  uint32_t released_ms[HK_MAX_SLABS]; /* when each dirty slab was released */
+  /* When each dirty slab was released to the pool, or when a heap began
+   * to keep it empty: a slab is in one place or the other, never both. */
+  uint32_t released_ms[HK_MAX_SLABS];
+  /* The owner's: 1 + the slab's `used` when its free pages were last
+   * given back, so that a purge skips the slabs nobody touched since. */
+  uint32_t purged_used[HK_MAX_SLABS];
 };
 
 _Static_assert(sizeof(struct hk_superslab) <= HK_SLAB0_DATA_OFFSET,

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@
 #include "internal/api.h"
 #include "internal/heap.h"
 #include "internal/options.h"
+#include "internal/os.h"
 #include "internal/region_map.h"
 #include "internal/size_class.h"
 #include "internal/types.h"
@@ -848,6 +850,239 @@ START_TEST(test_usable_size_invalid) {
 }
 END_TEST
 
+
+// ---------------------------------------------------------------------------
+// Footprint: what a heap gives back without its thread's help
+
+/* Whether the page holding p is resident (an unmapped page is not). */
+static int resident(const void *p) {
+  unsigned char v = 0;
+  uintptr_t page = (uintptr_t)p & ~(uintptr_t)4095;
+  if (mincore((void *)page, 4096, &v) != 0)
+    return 0;
+  return v & 1;
+}
+
+/* Sets knobs the library read at load time, before anything is allocated
+ * (each test is a process of its own). */
+static void knob(const char *name, const char *value) {
+  ck_assert_int_eq(setenv(name, value, 1), 0);
+  hk_options_init();
+}
+
+#define IDLE_BLOCKS (4 * 64) /* four slabs of 8 KiB blocks */
+#define HUGE_BLOCK (200 * 1024)
+
+struct idle_thread {
+  void *block, *huge;
+  struct hk_heap *heap;
+  pthread_barrier_t idle, go;
+};
+
+/* Allocates and frees several slabs' worth, then stays alive and makes no
+ * allocator call until told to exit. */
+static void *alloc_free_idle(void *arg) {
+  struct idle_thread *it = arg;
+  static void *p[IDLE_BLOCKS];
+  for (size_t i = 0; i < IDLE_BLOCKS; i++) {
+    p[i] = hk_api_malloc(8192);
+    ck_assert_ptr_nonnull(p[i]);
+    memset(p[i], 0xab, 8192);
+  }
+  it->huge = hk_api_malloc(HUGE_BLOCK);
+  ck_assert_ptr_nonnull(it->huge);
+  memset(it->huge, 0xcd, HUGE_BLOCK);
+  it->block = p[0];
+  for (size_t i = 0; i < IDLE_BLOCKS; i++)
+    hk_api_free(p[i]);
+  hk_api_free(it->huge);
+  it->heap = hk_tls_heap;
+  pthread_barrier_wait(&it->idle);
+  pthread_barrier_wait(&it->go);
+  return NULL;
+}
+
+static pthread_t start_idle_thread(struct idle_thread *it) {
+  pthread_barrier_init(&it->idle, NULL, 2);
+  pthread_barrier_init(&it->go, NULL, 2);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, alloc_free_idle, it), 0);
+  pthread_barrier_wait(&it->idle);
+  /* The thread keeps empty slabs, and its pages are still in. */
+  ck_assert_uint_gt(it->heap->empty_count[HK_GEOM_MEDIUM], 0);
+  ck_assert(resident(it->block));
+  ck_assert(resident(it->huge));
+  return t;
+}
+
+static void end_idle_thread(struct idle_thread *it, pthread_t t) {
+  pthread_barrier_wait(&it->go);
+  pthread_join(t, NULL);
+}
+
+START_TEST(test_malloc_trim_reaches_idle_threads_slabs) {
+  static struct idle_thread it;
+  pthread_t t = start_idle_thread(&it);
+  hk_api_malloc_trim(0);
+  /* The idle thread's kept slabs, and the slab its huge block emptied
+   * (its current one), are back with the pool and out of memory. */
+  ck_assert_uint_eq(it.heap->empty_count[HK_GEOM_MEDIUM], 0);
+  ck_assert_uint_eq(it.heap->empty_count[HK_GEOM_HUGE], 0);
+  ck_assert(!resident(it.block));
+  ck_assert(!resident(it.huge));
+  end_idle_thread(&it, t);
+}
+END_TEST
+
+START_TEST(test_purge_delay_reaches_idle_threads_slabs) {
+  knob("HAKMEM_PURGE_DELAY", "1");
+  static struct idle_thread it;
+  pthread_t t = start_idle_thread(&it);
+  /* Time has to pass for a delay to; the coarse clock ticks every few ms. */
+  uint32_t t0 = hk_os_now_ms();
+  while ((uint32_t)(hk_os_now_ms() - t0) < 10)
+    ;
+  /* Any thread's next slow path does the idle thread's purge. */
+  void *p = hk_api_malloc(100);
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_eq(it.heap->empty_count[HK_GEOM_MEDIUM], 0);
+  ck_assert(!resident(it.block));
+  ck_assert(!resident(it.huge));
+  hk_api_free(p);
+  end_idle_thread(&it, t);
+}
+END_TEST
+
+#define PAGE_BLOCKS 64 /* 2 KiB blocks: two to a page */
+
+static void *free_range_and_exit(void *arg) {
+  void **p = arg;
+  for (size_t i = PAGE_BLOCKS / 2; i < PAGE_BLOCKS - 1; i++)
+    hk_api_free(p[i]);
+  return NULL; /* the exit pushes the batch: the owner has not collected it */
+}
+
+/* Allocates PAGE_BLOCKS blocks of 2 KiB, one after the other in one slab,
+ * and frees all but the first and the last: blocks 2 .. PAGE_BLOCKS - 3
+ * fill whole pages. The upper half is freed by another thread. */
+static void fill_then_free_middle(void **p) {
+  for (size_t i = 0; i < PAGE_BLOCKS; i++) {
+    p[i] = hk_api_malloc(2048);
+    ck_assert_ptr_nonnull(p[i]);
+    ck_assert_ptr_eq(p[i], (char *)p[0] + i * 2048);
+    memset(p[i], (int)(i + 1), 2048);
+  }
+  ck_assert_uint_eq((uintptr_t)p[0] % 4096, 0);
+  for (size_t i = 1; i < PAGE_BLOCKS / 2; i++)
+    hk_api_free(p[i]);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, free_range_and_exit, p), 0);
+  pthread_join(t, NULL);
+  for (size_t i = 2; i < PAGE_BLOCKS - 2; i++)
+    ck_assert(resident(p[i]));
+}
+
+static void check_live_ends(void **p) {
+  const unsigned char *a = p[0], *b = p[PAGE_BLOCKS - 1];
+  ck_assert(resident(a) && resident(b));
+  for (size_t j = 0; j < 2048; j++) {
+    ck_assert_uint_eq(a[j], 1);
+    ck_assert_uint_eq(b[j], PAGE_BLOCKS);
+  }
+}
+
+/* The freed blocks are handed out again, all usable. */
+static void refill_middle(void **p) {
+  for (size_t i = 1; i < PAGE_BLOCKS - 1; i++) {
+    p[i] = hk_api_malloc(2048);
+    ck_assert_ptr_nonnull(p[i]);
+    memset(p[i], 0x5a, 2048);
+  }
+  check_live_ends(p);
+  for (size_t i = 0; i < PAGE_BLOCKS; i++)
+    hk_api_free(p[i]);
+}
+
+START_TEST(test_malloc_trim_purges_free_pages_of_used_slab) {
+  static void *p[PAGE_BLOCKS];
+  fill_then_free_middle(p);
+  hk_api_malloc_trim(0);
+  for (size_t i = 2; i < PAGE_BLOCKS - 2; i++)
+    ck_assert_msg(!resident(p[i]), "page of freed block %zu still in", i);
+  check_live_ends(p);
+  refill_middle(p);
+}
+END_TEST
+
+static void *fill_free_middle_exit(void *arg) {
+  void **p = arg;
+  for (size_t i = 0; i < PAGE_BLOCKS; i++) {
+    p[i] = hk_api_malloc(2048);
+    ck_assert_ptr_nonnull(p[i]);
+    ck_assert_ptr_eq(p[i], (char *)p[0] + i * 2048);
+    memset(p[i], (int)(i + 1), 2048);
+  }
+  for (size_t i = 1; i < PAGE_BLOCKS - 1; i++)
+    hk_api_free(p[i]);
+  return NULL; /* the slab, with live blocks, is abandoned */
+}
+
+START_TEST(test_malloc_trim_purges_free_pages_of_abandoned_slab) {
+  static void *p[PAGE_BLOCKS];
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, fill_free_middle_exit, p), 0);
+  pthread_join(t, NULL);
+  ck_assert_uint_eq(atomic_load(&slab_of(p[0])->owner), 0);
+  ck_assert(resident(p[PAGE_BLOCKS / 2]));
+  hk_api_malloc_trim(0);
+  for (size_t i = 2; i < PAGE_BLOCKS - 2; i++)
+    ck_assert_msg(!resident(p[i]), "page of freed block %zu still in", i);
+  check_live_ends(p);
+  /* The blocks are handed out again; the live ones kept their data. */
+  refill_middle(p);
+}
+END_TEST
+
+START_TEST(test_mem_diet_purges_free_pages_at_once) {
+  knob("HAKMEM_TINY_MEM_DIET", "1");
+  /* Fill one slab of 2 KiB blocks and start the next, so that the first
+   * is full; freeing into it is what tells its heap to purge. */
+  static void *p[1024];
+  size_t n = 0;
+  do {
+    ck_assert_uint_lt(n, 1024);
+    p[n] = hk_api_malloc(2048);
+    ck_assert_ptr_nonnull(p[n]);
+    memset(p[n], 0x11, 2048);
+    n++;
+  } while (slab_of(p[n - 1]) == slab_of(p[0]));
+  size_t last = n - 2; /* the first slab's last block */
+  for (size_t i = 2; i < last - 1; i++)
+    hk_api_free(p[i]);
+  ck_assert(resident(p[last / 2]));
+  /* The next slow path (a class this thread has not used) purges. */
+  void *q = hk_api_malloc(16);
+  ck_assert_ptr_nonnull(q);
+  ck_assert(!resident(p[last / 2]));
+  ck_assert(resident(p[0]) && resident(p[last]));
+  for (size_t j = 0; j < 2048; j++)
+    ck_assert_uint_eq(((unsigned char *)p[last])[j], 0x11);
+  hk_api_free(q);
+}
+END_TEST
+
+START_TEST(test_hardened_keeps_freed_pages) {
+  /* Freed blocks carry the fill, which reuse checks: their pages stay. */
+  knob("HAKMEM_HARDENED", "1");
+  static void *p[PAGE_BLOCKS];
+  fill_then_free_middle(p);
+  hk_api_malloc_trim(0);
+  for (size_t i = 2; i < PAGE_BLOCKS - 2; i++)
+    ck_assert(resident(p[i]));
+  refill_middle(p);
+}
+END_TEST
+
 static Suite *heap_suite(void) {
   Suite *s = suite_create("heap");
   TCase *blocks = tcase_create("blocks");
@@ -868,6 +1103,15 @@ static Suite *heap_suite(void) {
   tcase_add_test(threads, test_cross_thread_handoff_no_duplicates);
   tcase_add_test(threads, test_remote_free_survives_owner_exit_after_cas);
   suite_add_tcase(s, threads);
+
+  TCase *footprint = tcase_create("footprint");
+  tcase_add_test(footprint, test_malloc_trim_reaches_idle_threads_slabs);
+  tcase_add_test(footprint, test_purge_delay_reaches_idle_threads_slabs);
+  tcase_add_test(footprint, test_malloc_trim_purges_free_pages_of_used_slab);
+  tcase_add_test(footprint, test_malloc_trim_purges_free_pages_of_abandoned_slab);
+  tcase_add_test(footprint, test_mem_diet_purges_free_pages_at_once);
+  tcase_add_test(footprint, test_hardened_keeps_freed_pages);
+  suite_add_tcase(s, footprint);
 
   TCase *misuse = tcase_create("misuse");
   tcase_add_test_raise_signal(misuse, test_double_free_tiny, SIGABRT);
