@@ -178,13 +178,13 @@ static void maybe_purge_kept(uint32_t now) {
 // LIVE during the scan. Never in HAKMEM_HARDENED mode: a freed block must
 // keep its fill, which reuse checks.
 
-static size_t purge_range(uintptr_t lo, uintptr_t hi) {
+static size_t purge_range(struct hk_superslab *ss, uintptr_t lo, uintptr_t hi) {
   lo = (lo + HK_PAGE_SIZE - 1) & ~(uintptr_t)(HK_PAGE_SIZE - 1);
   hi &= ~(uintptr_t)(HK_PAGE_SIZE - 1);
   if (hi <= lo)
     return 0;
   /* A refused decommit (mlock) leaves the pages as they were: dirty. */
-  return hk_os_decommit((void *)lo, hi - lo) == 0 ? hi - lo : 0;
+  return hk_superslab_decommit(ss, (void *)lo, hi - lo) == 0 ? hi - lo : 0;
 }
 
 /* The caller owns s (or has taken it off the abandoned lists) and has
@@ -199,7 +199,7 @@ static size_t slab_purge_pages(struct hk_slab *s) {
   for (unsigned i = 0; i < carved; i++) {
     if (hk_link_get(s, i) >= HK_LINK_PENDING) {
       if (in_run)
-        purged += purge_range(run, s->start + (uintptr_t)i * bs);
+        purged += purge_range(ss, run, s->start + (uintptr_t)i * bs);
       in_run = 0;
     } else if (!in_run) {
       run = s->start + (uintptr_t)i * bs;
@@ -210,7 +210,7 @@ static size_t slab_purge_pages(struct hk_slab *s) {
    * its purge may still have those pages). */
   if (!in_run)
     run = s->start + (uintptr_t)carved * bs;
-  purged += purge_range(run, hk_slab_base(s) + ((uintptr_t)1 << ss->slab_shift));
+  purged += purge_range(ss, run, hk_slab_base(s) + ((uintptr_t)1 << ss->slab_shift));
   ss->purged_used[hk_slab_index(s)] = hk_slab_used(s) + 1;
   return purged;
 }

@@ -499,6 +499,13 @@ static struct hk_large_chunk *chunk_map(size_t pages) {
   struct hk_large_chunk *c = hk_os_map_aligned(bytes, HK_REGION_SIZE);
   if (!c)
     return NULL;
+  /* Large blocks are hundreds of KiB and more, written through as a rule:
+   * huge pages save most of their first-touch faults. The advice stays
+   * through decommits: a 2 MiB range wholly inside a purged free run has
+   * no small page left for khugepaged to collapse around; what it may make
+   * resident again is the part of a huge page at either end of a purged
+   * run that shares it with a live block, at most 4 MiB per run. */
+  hk_os_advise_huge(c, bytes, hk_options.huge_pages != HK_HUGE_NEVER);
   c->seg.kind = HK_SEG_LARGE;
   c->pages = (uint32_t)pages;
   c->first_page = (uint32_t)header_pages(pages);

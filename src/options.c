@@ -215,6 +215,7 @@ void hk_options_init(void) {
                           : HK_MEDIUM_MAX;
   o.tiny_limit =
       o.large_threshold < HK_TINY_MAX ? o.large_threshold : HK_TINY_MAX;
+  o.huge_pages = (int)num[K_HUGE_PAGES];
   o.heap_empty_slabs = (unsigned)size[K_THREAD_CACHE_SLABS];
   o.empty_superslabs = 2;
   /* Diet keeps no spare slabs or SuperSlabs, purges at once and keeps a
@@ -224,6 +225,8 @@ void hk_options_init(void) {
     o.empty_superslabs = 0;
     o.purge_delay_ms = 0;
     o.large_cache_bytes /= 4;
+    if (o.huge_pages == HK_HUGE_AUTO)
+      o.huge_pages = HK_HUGE_NEVER;
   }
   hk_options = o;
   if (o.stats)

@@ -74,6 +74,12 @@ int hk_os_protect(void *addr, size_t size, int writable) {
   return rc;
 }
 
+void hk_os_advise_huge(void *addr, size_t size, int want) {
+  int saved = errno;
+  (void)madvise(addr, size, want ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  errno = saved;
+}
+
 long hk_os_max_map_count(void) {
   int saved = errno;
   long v = 0;

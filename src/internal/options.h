@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+/* HAKMEM_HUGE_PAGES, in the order of its words in knobs.def. */
+enum hk_huge_pages { HK_HUGE_AUTO = 0, HK_HUGE_ALWAYS = 1, HK_HUGE_NEVER = 2 };
+
 struct hk_options {
   int use_superslab;           /* HAKMEM_TINY_USE_SUPERSLAB */
   int mem_diet;                /* HAKMEM_TINY_MEM_DIET */
@@ -17,6 +20,7 @@ struct hk_options {
   size_t large_cache_bytes;    /* HAKMEM_LARGE_CACHE */
   size_t large_threshold;      /* HAKMEM_LARGE_THRESHOLD */
   size_t tiny_limit; /* min(HK_TINY_MAX, large_threshold): malloc's one test */
+  int huge_pages;              /* HAKMEM_HUGE_PAGES, enum hk_huge_pages */
   unsigned heap_empty_slabs;   /* HAKMEM_THREAD_CACHE_SLABS */
   unsigned empty_superslabs;   /* empty SuperSlabs the pool keeps per geometry */
 };

@@ -39,6 +39,11 @@ int hk_os_decommit(void *addr, size_t size);
  * past vm.max_map_count) and then nothing changed. */
 int hk_os_protect(void *addr, size_t size, int writable);
 
+/* Asks the kernel to back the range with transparent huge pages (`want`)
+ * or never to. Advice only: a kernel without THP refuses, and nothing
+ * depends on the answer. */
+void hk_os_advise_huge(void *addr, size_t size, int want);
+
 /* vm.max_map_count, read from /proc without allocating; 0 if unknown. */
 long hk_os_max_map_count(void);
 

@@ -27,6 +27,10 @@ void hk_superslab_release_slab(struct hk_slab *slab);
  * heap kept it): its pages go back to the OS now. */
 void hk_superslab_release_slab_now(struct hk_slab *slab);
 
+/* Gives [addr, addr+size) of `ss` (page-aligned) back to the OS: 0 or the
+ * errno of the refused decommit. */
+int hk_superslab_decommit(struct hk_superslab *ss, void *addr, size_t size);
+
 /* Unmaps the empty SuperSlabs kept for reuse. Returns bytes released. */
 size_t hk_superslab_trim(void);
 

@@ -163,6 +163,10 @@ struct hk_superslab {
   uint16_t slab_count;
   uint32_t free_mask;  /* bit i set: slab i is unused (pool lock) */
   uint32_t dirty_mask; /* unused slabs whose pages are still committed */
+  /* 1 while the SuperSlab is advised into transparent huge pages; cleared,
+   * with the advice withdrawn, before its first decommit (see
+   * hk_superslab_decommit). */
+  _Atomic uint8_t huge;
   /* The slab covering each 64 KiB of the region, whatever the geometry:
    * free() finds a block's slab with a shift and a load from the line it
    * has just read the kind from. */

@@ -1,0 +1,158 @@
+/*
+ * Integration test: HAKMEM_HUGE_PAGES gives the kernel the advice it says,
+ * and a SuperSlab that gives pages back withdraws it.
+ *
+ * The advice is read back from the VmFlags line of /proc/self/smaps ("hg":
+ * MADV_HUGEPAGE, "nh": MADV_NOHUGEPAGE), which the kernel keeps whatever
+ * /sys/kernel/mm/transparent_hugepage/enabled says, so the test does not
+ * depend on the host's THP setting; a kernel built without THP has no such
+ * file, and the test then skips (reported as SKIP, never as a pass).
+ *
+ * Each case re-runs this program with the knob in its environment, since
+ * the knobs are read once at start-up; the child prints what it saw and the
+ * parent checks it.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <hakmem.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../integration/preloaded.h"
+
+/* "hg", "nh" or "--" for the mapping that holds p. */
+static const char *advice_of(const void *p) {
+  static char out[3];
+  FILE *f = fopen("/proc/self/smaps", "r");
+  char line[512];
+  int inside = 0;
+  strcpy(out, "??");
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') &&
+        line[0] != 'V') {
+      inside = (unsigned long)p >= lo && (unsigned long)p < hi;
+      continue;
+    }
+    if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+      strcpy(out, strstr(line, " hg") ? "hg" : strstr(line, " nh") ? "nh" : "--");
+      break;
+    }
+  }
+  if (f)
+    fclose(f);
+  return out;
+}
+
+/* The child: prints "large=XX first=XX later=XX trimmed=XX". */
+static int child(void) {
+  void *big = malloc(1 << 20);
+  printf("large=%s", advice_of(big));
+  /* 1 KiB blocks fill SuperSlabs of one geometry; 80 MiB of them takes
+   * the small tiers past the 64 MiB at which auto begins to advise. */
+  enum { N = 80 * 1024 };
+  static void *blk[N];
+  for (int i = 0; i < N; i++) {
+    blk[i] = malloc(1000);
+    memset(blk[i], 1, 16);
+  }
+  printf(" first=%s", advice_of(blk[0]));
+  printf(" later=%s", advice_of(blk[N - 1]));
+  /* Free all but one block of the last SuperSlab's worth: its slabs give
+   * their pages back on malloc_trim, and must withdraw the advice. */
+  for (int i = N - 4000; i < N - 1; i++)
+    free(blk[i]);
+  malloc_trim(0);
+  printf(" trimmed=%s\n", advice_of(blk[N - 1]));
+  fflush(stdout);
+  return 0;
+}
+
+static char self[4096];
+
+/* Runs the child with the environment variables in `env` added; returns
+ * its line. */
+static const char *run(const char *env1, const char *env2) {
+  static char buf[256];
+  int fd[2];
+  ck_assert_int_eq(pipe(fd), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    if (env1)
+      putenv((char *)env1);
+    if (env2)
+      putenv((char *)env2);
+    execl(self, self, "child", (char *)NULL);
+    _exit(127);
+  }
+  close(fd[1]);
+  ssize_t n = 0, r;
+  while (n < (ssize_t)sizeof buf - 1 &&
+         (r = read(fd[0], buf + n, sizeof buf - 1 - (size_t)n)) > 0)
+    n += r;
+  buf[n] = '\0';
+  close(fd[0]);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "child failed (status %d): %s", status, buf);
+  return buf;
+}
+
+/* Each case: the knobs, and what the child must see. */
+static const struct {
+  const char *env1, *env2, *want;
+} cases[] = {
+    /* always: everything, until a SuperSlab gives pages back */
+    {"HAKMEM_HUGE_PAGES=always", "HAKMEM_PURGE_DELAY=-1",
+     "large=hg first=hg later=hg trimmed=nh"},
+    /* auto: large chunks, and SuperSlabs past 64 MiB */
+    {"HAKMEM_HUGE_PAGES=auto", "HAKMEM_PURGE_DELAY=-1",
+     "large=hg first=-- later=hg trimmed=nh"},
+    /* auto is the default */
+    {"HAKMEM_PURGE_DELAY=-1", NULL, "large=hg first=-- later=hg trimmed=nh"},
+    /* never: declined everywhere */
+    {"HAKMEM_HUGE_PAGES=never", NULL, "large=nh first=nh later=nh trimmed=nh"},
+    /* diet turns auto into never */
+    {"HAKMEM_TINY_MEM_DIET=1", NULL, "large=nh first=nh later=nh trimmed=nh"},
+};
+
+START_TEST(test_advice) {
+  assert_hakmem_preloaded();
+  const char *l = run(cases[_i].env1, cases[_i].env2);
+  ck_assert_msg(strstr(l, cases[_i].want), "%s %s: got %s, want %s",
+                cases[_i].env1, cases[_i].env2 ? cases[_i].env2 : "", l,
+                cases[_i].want);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "child") == 0)
+    return child();
+  if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+    printf("1..0 # SKIP kernel without transparent huge pages\n");
+    return 0;
+  }
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0)
+    return 1;
+  self[n] = '\0';
+  Suite *s = suite_create("huge_pages");
+  TCase *tc = tcase_create("advice");
+  tcase_set_timeout(tc, 60);
+  tcase_add_loop_test(tc, test_advice, 0,
+                      (int)(sizeof cases / sizeof cases[0]));
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
