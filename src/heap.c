@@ -605,14 +605,21 @@ static int claim(struct hk_slab *s, unsigned i, const char *fn) {
 /* A thread's remote frees into one slab, chained first -> ... -> last,
  * waiting to be pushed with one CAS: a thread freeing what another
  * allocated (a consumer, a request's buffers) mostly frees into the same
- * slab many times in a row. The blocks stay counted in the slab's `used`
- * meanwhile, so the slab cannot go away under the batch. */
+ * slab many times in a row. One batch per size class, since the blocks a
+ * producer hands over are of many sizes, each class from its own current
+ * slab. The blocks stay counted in the slab's `used` meanwhile, so the
+ * slab cannot go away under the batch; at most HK_REMOTE_BATCH blocks
+ * per class wait, until the thread's next allocation slow path, its exit
+ * or malloc_trim. */
 struct remote_batch {
   struct hk_slab *slab;
-  unsigned first, last, n;
+  uint16_t first, last, n;
 };
-static __thread struct remote_batch batch
+static __thread struct remote_batch batches[HK_CLASS_COUNT]
     __attribute__((tls_model("initial-exec")));
+/* Bit c set: batches[c] holds blocks. */
+static __thread uint64_t batched __attribute__((tls_model("initial-exec")));
+_Static_assert(HK_CLASS_COUNT <= 64, "one bit of `batched` per class");
 /* Set once the thread's heap was given back at its exit: a free made by
  * a later thread-exit destructor must not attach another heap, which no
  * destructor would be left to give back. */
@@ -629,12 +636,17 @@ static void push(struct hk_slab *s, unsigned first, unsigned last,
     unstick(s);
 }
 
+static void flush_class(unsigned cls) {
+  struct remote_batch *b = &batches[cls];
+  struct hk_slab *s = b->slab;
+  b->slab = NULL;
+  batched &= ~((uint64_t)1 << cls);
+  push(s, b->first, b->last, b->n);
+}
+
 void hk_remote_flush(void) {
-  struct hk_slab *s = batch.slab;
-  if (s) {
-    batch.slab = NULL;
-    push(s, batch.first, batch.last, batch.n);
-  }
+  while (batched)
+    flush_class((unsigned)__builtin_ctzll(batched));
 }
 
 void hk_free_remote(struct hk_slab *s, unsigned i) {
@@ -647,14 +659,17 @@ void hk_free_remote(struct hk_slab *s, unsigned i) {
     return;
   if (!hardened && !claim(s, i, "free"))
     return;
-  if (batch.slab == s) {
-    hk_link_set(s, i, batch.first);
-    batch.first = i;
-    if (++batch.n >= HK_REMOTE_BATCH)
-      hk_remote_flush();
+  unsigned cls = hk_slab_class(s);
+  struct remote_batch *b = &batches[cls];
+  if (b->slab == s) {
+    hk_link_set(s, i, b->first);
+    b->first = (uint16_t)i;
+    if (++b->n >= HK_REMOTE_BATCH)
+      flush_class(cls);
     return;
   }
-  hk_remote_flush();
+  if (b->slab)
+    flush_class(cls);
   /* An abandoned slab is pushed to at once: its first remote free is what
    * offers it for adoption. A batch needs the thread-exit hook that a heap
    * brings, to be pushed when the thread ends; a thread that only frees
@@ -664,9 +679,10 @@ void hk_free_remote(struct hk_slab *s, unsigned i) {
     push(s, i, i, 1);
     return;
   }
-  batch.slab = s;
-  batch.first = batch.last = i;
-  batch.n = 1;
+  b->slab = s;
+  b->first = b->last = (uint16_t)i;
+  b->n = 1;
+  batched |= (uint64_t)1 << cls;
 }
 
 // ---------------------------------------------------------------------------

@@ -264,6 +264,56 @@ START_TEST(test_remote_free_is_collected) {
 }
 END_TEST
 
+/* Blocks of two classes freed by another thread in alternation, as a
+ * consumer frees a producer's mixed sizes: each class's blocks wait in a
+ * batch of their own, so that the alternation does not push them one at
+ * a time, and all of them are pushed when the thread ends. */
+enum { N_MIXED = 10 };
+static void *mixed_a[N_MIXED], *mixed_b[N_MIXED];
+static pthread_barrier_t mixed_freed, mixed_checked;
+
+static void *free_mixed(void *arg) {
+  (void)arg;
+  void *mine = hk_api_malloc(REMOTE_SIZE); /* a heap of its own */
+  for (size_t i = 0; i < N_MIXED; i++) {
+    hk_api_free(mixed_a[i]);
+    hk_api_free(mixed_b[i]);
+  }
+  pthread_barrier_wait(&mixed_freed);
+  pthread_barrier_wait(&mixed_checked);
+  hk_api_free(mine);
+  return NULL;
+}
+
+START_TEST(test_remote_frees_batch_per_class) {
+  for (size_t i = 0; i < N_MIXED; i++) {
+    mixed_a[i] = hk_api_malloc(32);
+    mixed_b[i] = hk_api_malloc(200);
+  }
+  struct hk_slab *a = slab_of(mixed_a[0]), *b = slab_of(mixed_b[0]);
+  ck_assert_ptr_ne(a, b);
+  for (size_t i = 0; i < N_MIXED; i++) {
+    ck_assert_ptr_eq(slab_of(mixed_a[i]), a);
+    ck_assert_ptr_eq(slab_of(mixed_b[i]), b);
+  }
+  pthread_barrier_init(&mixed_freed, NULL, 2);
+  pthread_barrier_init(&mixed_checked, NULL, 2);
+  pthread_t t;
+  ck_assert_int_eq(pthread_create(&t, NULL, free_mixed, NULL), 0);
+  pthread_barrier_wait(&mixed_freed);
+  /* Hardened mode pushes every remote free at once. */
+  uint32_t want = hk_options.hardened ? N_MIXED : 0;
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(a)) >> 16, want);
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(b)) >> 16, want);
+  pthread_barrier_wait(&mixed_checked);
+  pthread_join(t, NULL);
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(a)) >> 16, N_MIXED);
+  ck_assert_uint_eq(atomic_load(hk_slab_remote(b)) >> 16, N_MIXED);
+  pthread_barrier_destroy(&mixed_freed);
+  pthread_barrier_destroy(&mixed_checked);
+}
+END_TEST
+
 static void *free_all_attached(void *arg) {
   /* A thread with a heap of its own, so the free is remote because the
    * slab is someone else's, not because this thread has no heap. */
@@ -1094,6 +1144,7 @@ static Suite *heap_suite(void) {
 
   TCase *threads = tcase_create("threads");
   tcase_add_test(threads, test_remote_free_is_collected);
+  tcase_add_test(threads, test_remote_frees_batch_per_class);
   tcase_add_test(threads, test_remote_free_into_full_slabs_is_found);
   tcase_add_test(threads, test_blocks_freed_after_owner_exit_are_adopted);
   tcase_add_test(threads, test_thread_exit_returns_empty_slabs);
