@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal/options.h"
+#include "internal/huge_pages.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
 #include "internal/report.h"
@@ -500,12 +501,15 @@ static struct hk_large_chunk *chunk_map(size_t pages) {
   if (!c)
     return NULL;
   /* Large blocks are hundreds of KiB and more, written through as a rule:
-   * huge pages save most of their first-touch faults. The advice stays
+   * huge pages save most of their first-touch faults (huge_pages.h says
+   * when a chunk asks for them). The advice stays
    * through decommits: a 2 MiB range wholly inside a purged free run has
    * no small page left for khugepaged to collapse around; what it may make
    * resident again is the part of a huge page at either end of a purged
    * run that shares it with a live block, at most 4 MiB per run. */
-  hk_os_advise_huge(c, bytes, hk_options.huge_pages != HK_HUGE_NEVER);
+  int advice = hk_huge_pages_advice();
+  if (advice >= 0)
+    hk_os_advise_huge(c, bytes, advice);
   c->seg.kind = HK_SEG_LARGE;
   c->pages = (uint32_t)pages;
   c->first_page = (uint32_t)header_pages(pages);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal/options.h"
+#include "internal/huge_pages.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
 #include "internal/slab.h"
@@ -73,34 +74,14 @@ static void list_remove(struct hk_superslab **head, struct hk_superslab *ss) {
 }
 
 // ---------------------------------------------------------------------------
-// Transparent huge pages. A huge page makes the first touch of 2 MiB one
-// fault instead of 512, and saves TLB misses on every access after: for a
-// heap that fills SuperSlabs, most of the cost of new memory. Its price is
-// that touching one byte of a SuperSlab makes all of it resident, so under
-// HAKMEM_HUGE_PAGES=auto a SuperSlab asks for them only once the small
-// tiers hold HUGE_AUTO_SUPERSLABS SuperSlabs (64 MiB): then a half-used
-// SuperSlab costs at most a few per cent.
-
-#define HUGE_AUTO_SUPERSLABS 32
+// Transparent huge pages (see huge_pages.h).
 
 static void advise_new(struct hk_superslab *ss, size_t size) {
-  int want;
-  switch (hk_options.huge_pages) {
-  case HK_HUGE_ALWAYS:
-    want = 1;
-    break;
-  case HK_HUGE_NEVER:
-    hk_os_advise_huge(ss, size, 0);
+  int advice = hk_huge_pages_advice();
+  if (advice < 0 || (advice && size < HK_REGION_SIZE)) /* solo slabs */
     return;
-  default:
-    want = atomic_load_explicit(&hk_counters.superslabs, memory_order_relaxed) >=
-           HUGE_AUTO_SUPERSLABS;
-    break;
-  }
-  if (want && size >= HK_REGION_SIZE) {
-    hk_os_advise_huge(ss, size, 1);
-    ss->huge = 1; /* not yet shared */
-  }
+  hk_os_advise_huge(ss, size, advice);
+  ss->huge = (uint8_t)advice; /* not yet shared */
 }
 
 /* A decommit inside a huge page splits it into small pages; left advised,

@@ -48,10 +48,8 @@ static const char *advice_of(const void *p) {
   return out;
 }
 
-/* The child: prints "large=XX first=XX later=XX trimmed=XX". */
+/* The child: prints "first=XX later=XX large=XX trimmed=XX". */
 static int child(void) {
-  void *big = malloc(1 << 20);
-  printf("large=%s", advice_of(big));
   /* 1 KiB blocks fill SuperSlabs of one geometry; 80 MiB of them takes
    * the small tiers past the 64 MiB at which auto begins to advise. */
   enum { N = 80 * 1024 };
@@ -60,8 +58,11 @@ static int child(void) {
     blk[i] = malloc(1000);
     memset(blk[i], 1, 16);
   }
-  printf(" first=%s", advice_of(blk[0]));
+  printf("first=%s", advice_of(blk[0]));
   printf(" later=%s", advice_of(blk[N - 1]));
+  /* The first large block maps the large tier's first chunk. */
+  void *big = malloc(1 << 20);
+  printf(" large=%s", advice_of(big));
   /* Free all but one block of the last SuperSlab's worth: its slabs give
    * their pages back on malloc_trim, and must withdraw the advice. */
   for (int i = N - 4000; i < N - 1; i++)
@@ -112,16 +113,19 @@ static const struct {
 } cases[] = {
     /* always: everything, until a SuperSlab gives pages back */
     {"HAKMEM_HUGE_PAGES=always", "HAKMEM_PURGE_DELAY=-1",
-     "large=hg first=hg later=hg trimmed=nh"},
-    /* auto: large chunks, and SuperSlabs past 64 MiB */
+     "first=hg later=hg large=hg trimmed=nh"},
+    /* auto: what is mapped once hakmem holds 64 MiB */
     {"HAKMEM_HUGE_PAGES=auto", "HAKMEM_PURGE_DELAY=-1",
-     "large=hg first=-- later=hg trimmed=nh"},
+     "first=-- later=hg large=hg trimmed=nh"},
     /* auto is the default */
-    {"HAKMEM_PURGE_DELAY=-1", NULL, "large=hg first=-- later=hg trimmed=nh"},
+    {"HAKMEM_PURGE_DELAY=-1", NULL,
+     "first=-- later=hg large=hg trimmed=nh"},
     /* never: declined everywhere */
-    {"HAKMEM_HUGE_PAGES=never", NULL, "large=nh first=nh later=nh trimmed=nh"},
+    {"HAKMEM_HUGE_PAGES=never", NULL,
+     "first=nh later=nh large=nh trimmed=nh"},
     /* diet turns auto into never */
-    {"HAKMEM_TINY_MEM_DIET=1", NULL, "large=nh first=nh later=nh trimmed=nh"},
+    {"HAKMEM_TINY_MEM_DIET=1", NULL,
+     "first=nh later=nh large=nh trimmed=nh"},
 };
 
 START_TEST(test_advice) {
