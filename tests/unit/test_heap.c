@@ -1093,20 +1093,26 @@ START_TEST(test_malloc_trim_purges_free_pages_of_abandoned_slab) {
 }
 END_TEST
 
-START_TEST(test_mem_diet_purges_free_pages_at_once) {
-  knob("HAKMEM_TINY_MEM_DIET", "1");
-  /* Fill one slab of 2 KiB blocks and start the next, so that the first
-   * is full; freeing into it is what tells its heap to purge. */
-  static void *p[1024];
+/* Fills one slab of 2 KiB blocks and starts the next, so that the first is
+ * full; returns the index of its last block. */
+static size_t fill_one_slab(void **p, size_t max) {
   size_t n = 0;
   do {
-    ck_assert_uint_lt(n, 1024);
+    ck_assert_uint_lt(n, max);
     p[n] = hk_api_malloc(2048);
     ck_assert_ptr_nonnull(p[n]);
     memset(p[n], 0x11, 2048);
     n++;
   } while (slab_of(p[n - 1]) == slab_of(p[0]));
-  size_t last = n - 2; /* the first slab's last block */
+  return n - 2;
+}
+
+START_TEST(test_mem_diet_purges_free_pages_at_once) {
+  knob("HAKMEM_TINY_MEM_DIET", "1");
+  /* Fill one slab of 2 KiB blocks and start the next, so that the first
+   * is full; freeing into it is what tells its heap to purge. */
+  static void *p[1024];
+  size_t last = fill_one_slab(p, 1024);
   for (size_t i = 2; i < last - 1; i++)
     hk_api_free(p[i]);
   ck_assert(resident(p[last / 2]));
@@ -1118,6 +1124,34 @@ START_TEST(test_mem_diet_purges_free_pages_at_once) {
   for (size_t j = 0; j < 2048; j++)
     ck_assert_uint_eq(((unsigned char *)p[last])[j], 0x11);
   hk_api_free(q);
+}
+END_TEST
+
+/* The timed purge leaves a slab the program keeps mostly full: its free
+ * pages would be refilled at once (a page fault each), and gives back
+ * those of a slab the program has mostly left. */
+START_TEST(test_timed_purge_spares_mostly_full_slab) {
+  knob("HAKMEM_PURGE_DELAY", "0");
+  static void *p[1024];
+  size_t last = fill_one_slab(p, 1024);
+  /* A third of the blocks, whole pages of them, freed. */
+  for (size_t i = 2; i < last / 3; i++)
+    hk_api_free(p[i]);
+  ck_assert(resident(p[last / 6]));
+  void *q = hk_api_malloc(16); /* a slow path: the purge is due */
+  ck_assert_ptr_nonnull(q);
+  ck_assert_msg(resident(p[last / 6]), "a mostly full slab's free page went");
+  /* Freed down to less than half, the slab's free pages go. */
+  for (size_t i = last / 3; i < last - 1; i++)
+    hk_api_free(p[i]);
+  void *r = hk_api_malloc(32); /* another class: another slow path */
+  ck_assert_ptr_nonnull(r);
+  ck_assert(!resident(p[last / 2]));
+  ck_assert(resident(p[0]) && resident(p[last]));
+  for (size_t j = 0; j < 2048; j++)
+    ck_assert_uint_eq(((unsigned char *)p[last])[j], 0x11);
+  hk_api_free(q);
+  hk_api_free(r);
 }
 END_TEST
 
@@ -1162,6 +1196,7 @@ static Suite *heap_suite(void) {
   tcase_add_test(footprint, test_malloc_trim_purges_free_pages_of_abandoned_slab);
   tcase_add_test(footprint, test_mem_diet_purges_free_pages_at_once);
   tcase_add_test(footprint, test_hardened_keeps_freed_pages);
+  tcase_add_test(footprint, test_timed_purge_spares_mostly_full_slab);
   suite_add_tcase(s, footprint);
 
   TCase *misuse = tcase_create("misuse");
