@@ -88,13 +88,14 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
                                 uintptr_t owner) {
   struct hk_superslab *ss = hk_slab_superslab(s);
   uintptr_t base = hk_slab_base(s);
-  uintptr_t start = hk_slab_index(s) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
+  uintptr_t start =
+      hk_slab_index(s) == 0 ? base + hk_superslab_data_offset() : base;
   uint32_t bs = hk_class_size[cls];
   s->free = HK_LINK_END;
   hk_slab_set_used(s, 0);
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->start = start;
-  s->links = ss->meta->links + (uintptr_t)hk_slab_index(s) * ss->link_stride;
+  s->links = hk_superslab_links(ss) + (uintptr_t)hk_slab_index(s) * ss->link_stride;
   atomic_store_explicit(&s->block_size, bs, HK_RELAXED);
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = hk_div_magic(bs);
@@ -180,7 +181,7 @@ static inline int hk_slab_carve(struct hk_slab *s) {
   if (left == 0)
     return 0;
   uint32_t bs = hk_slab_block_size(s);
-  unsigned batch = (2 * HK_PAGE_SIZE) / bs;
+  unsigned batch = (unsigned)((2 * hk_page_size()) / bs);
   if (batch == 0)
     batch = 1;
   if (batch > left)
