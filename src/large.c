@@ -401,7 +401,8 @@ void *hk_large_resize(struct hk_large_chunk *c, void *p, size_t size) {
     result = have >= HK_MOVE_MIN_PAGES ? move_block(c, page, have, want) : NULL;
     if (!result)
       return NULL;
-    hk_stats_add(&hk_counters.large_bytes, (size_t)(want - have) << hk_page_shift());
+    hk_stats_add(&hk_counters.large_bytes,
+                 (size_t)(want - have) << hk_page_shift());
     return result;
   }
   finish(0);

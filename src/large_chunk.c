@@ -429,7 +429,8 @@ int hk_guard_room(void) {
 }
 
 static int protect_page(struct hk_large_chunk *c, uint32_t page, int writable) {
-  return hk_os_protect((void *)hk_chunk_addr(c, page), hk_page_size(), writable);
+  return hk_os_protect((void *)hk_chunk_addr(c, page), hk_page_size(),
+                       writable);
 }
 
 int hk_extent_guard(struct hk_large_chunk *c, uint32_t page) {

@@ -33,7 +33,8 @@ unsigned hk_geometry_slabs(unsigned g) {
 }
 
 static uint32_t link_stride(unsigned g) {
-  return (uint32_t)(((size_t)1 << hk_geometry_shift(g)) / geometry_min_block[g]);
+  return (uint32_t)(((size_t)1 << hk_geometry_shift(g)) /
+                    geometry_min_block[g]);
 }
 
 /* Bytes of the out-of-band metadata mapping of a SuperSlab: the remote
@@ -234,7 +235,8 @@ static void unmap_chain(struct hk_superslab *list) {
 
 static struct hk_superslab *superslab_map(unsigned geometry) {
   size_t size = geometry_map_size(geometry);
-  struct hk_slab_meta *meta = hk_os_map_aligned(meta_size(geometry), hk_page_size());
+  struct hk_slab_meta *meta =
+      hk_os_map_aligned(meta_size(geometry), hk_page_size());
   if (!meta)
     return NULL;
   struct hk_superslab *ss = hk_os_map_aligned(size, HK_REGION_SIZE);

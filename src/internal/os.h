@@ -46,7 +46,9 @@ static inline uint32_t hk_os_facts_word(void) {
 
 /* log2 of the page size, and the page size: the unit of every mapping,
  * decommit and protection below. */
-static inline unsigned hk_page_shift(void) { return hk_os_facts_word() & 0xffu; }
+static inline unsigned hk_page_shift(void) {
+  return hk_os_facts_word() & 0xffu;
+}
 static inline size_t hk_page_size(void) { return (size_t)1 << hk_page_shift(); }
 
 /* `bytes` rounded up to whole pages. */

@@ -25,7 +25,8 @@ static inline size_t hk_superslab_data_offset(void) { return hk_page_size(); }
 
 /* The first slab's links in the SuperSlab's metadata mapping: the page
  * after the remote heads (types.h). */
-static inline _Atomic hk_link *hk_superslab_links(const struct hk_superslab *ss) {
+static inline _Atomic hk_link *
+hk_superslab_links(const struct hk_superslab *ss) {
   return (_Atomic hk_link *)((char *)ss->meta + hk_page_size());
 }
 
