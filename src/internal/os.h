@@ -64,6 +64,20 @@ static inline unsigned hk_address_bits(void) {
   return (hk_os_facts_word() >> 8) & 0xffu;
 }
 
+/* The calling thread's thread pointer, one instruction away: unique among
+ * live threads, and aligned to 16 at least (the owner tokens in heap.h
+ * tag its low bits). GCC 12 has no __builtin_thread_pointer for ppc64,
+ * whose ABI keeps the pointer in r13. */
+static inline uintptr_t hk_os_thread_pointer(void) {
+#if defined(__powerpc64__)
+  uintptr_t tp;
+  __asm__("mr %0, 13" : "=r"(tp));
+  return tp;
+#else
+  return (uintptr_t)__builtin_thread_pointer();
+#endif
+}
+
 /* Tests only (hidden, not a knob): runs the allocator as if the kernel had
  * pages of `page_size` bytes and `address_bits`-bit addresses (0 keeps
  * the real value). The OS calls then insist on that page size's alignment
