@@ -20,18 +20,23 @@
  * (x86-64's 5-level paging, arm64's 52-bit VAs, ppc64's 4 PiB) are opened
  * to a process only by an mmap hint above the default window, which hakmem
  * never gives: its mappings stay below the window even when the program's
- * do not. */
+ * do not. Overstating costs nothing until a mapping really lands above
+ * 2^48 (the region map's third level is mapped then); understating would
+ * make that mapping unusable. */
 #if defined(__x86_64__)
 #define HK_ARCH_ADDRESS_BITS 47
-#elif defined(__aarch64__) || defined(__loongarch64)
+#elif defined(__aarch64__)
 #define HK_ARCH_ADDRESS_BITS 48
 #elif defined(__powerpc64__)
 #define HK_ARCH_ADDRESS_BITS 47 /* the 128 TiB default window */
 #elif defined(__riscv) && __riscv_xlen == 64
 /* Linux 6.6 and later keep hintless mappings in sv48's range on sv57
- * hardware; earlier kernels used all of sv57 and put the stack at its top,
- * which the stack check below sees. */
-#define HK_ARCH_ADDRESS_BITS 47
+ * hardware; earlier kernels hand out all of sv57's. */
+#define HK_ARCH_ADDRESS_BITS 56
+#elif defined(__loongarch64)
+/* No hint gate: the limit is the CPU's (48 bits on every LoongArch CPU so
+ * far); a larger one shows in the stack check below. */
+#define HK_ARCH_ADDRESS_BITS 48
 #elif defined(__s390x__)
 /* s390x adds page table levels when a mapping outgrows them: a hintless
  * mmap goes past 4 TiB, up to the whole 64-bit space, once the space below
@@ -61,10 +66,9 @@ static int page_size_ok(size_t page) {
          (page & (page - 1)) == 0;
 }
 
-__attribute__((cold, noreturn)) static void unsupported_page(size_t page) {
+__attribute__((cold, noreturn)) static void unsupported_page(void) {
   static const char msg[] =
       "hakmem: unsupported page size (hakmem needs 4 KiB to 64 KiB pages)\n";
-  (void)page;
   hk_os_write_stderr(msg, sizeof msg - 1);
   abort();
 }
@@ -76,10 +80,11 @@ uint32_t hk_os_facts_init(void) {
   if (page == 0)
     page = (size_t)sysconf(_SC_PAGESIZE);
   if (!page_size_ok(page))
-    unsupported_page(page);
+    unsupported_page();
   /* AT_RANDOM points into the initial stack, which the kernel placed at
-   * the top of the range hintless mappings use: a kernel that hands out
-   * more bits than the architecture's usual shows it there. */
+   * the top of the range hintless mappings use (s390x aside, which is
+   * counted at 64 anyway): a kernel that hands out more bits than the
+   * architecture's usual shows it there. */
   unsigned bits = bits_of((uintptr_t)getauxval(AT_RANDOM));
   if (bits < HK_ARCH_ADDRESS_BITS)
     bits = HK_ARCH_ADDRESS_BITS;

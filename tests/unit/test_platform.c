@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -424,6 +425,45 @@ START_TEST(test_malloc_api) {
 }
 END_TEST
 
+/* 64 KiB pages make tiny slabs of 16384 16-byte blocks: link indexes and
+ * remote-list counts up to the format's limit (types.h), through the fast
+ * paths and another thread's frees. */
+#define FULL_BLOCKS (2 * 16384 + 5)
+static void **full_blocks;
+
+static void *free_odd_ones(void *arg) {
+  (void)arg;
+  for (unsigned k = 1; k < FULL_BLOCKS; k += 2)
+    hk_api_free(full_blocks[k]);
+  return NULL;
+}
+
+START_TEST(test_full_tiny_slabs) {
+  start(_i);
+  full_blocks = calloc(FULL_BLOCKS, sizeof *full_blocks);
+  ck_assert_ptr_nonnull(full_blocks);
+  for (int round = 0; round < 2; round++) {
+    for (unsigned k = 0; k < FULL_BLOCKS; k++) {
+      full_blocks[k] = hk_api_malloc(16);
+      ck_assert_ptr_nonnull(full_blocks[k]);
+      memcpy(full_blocks[k], &k, sizeof k);
+    }
+    for (unsigned k = 0; k < FULL_BLOCKS; k++) {
+      unsigned v;
+      memcpy(&v, full_blocks[k], sizeof v);
+      ck_assert_uint_eq(v, k); /* no block handed out twice */
+    }
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_odd_ones, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    for (unsigned k = 0; k < FULL_BLOCKS; k += 2)
+      hk_api_free(full_blocks[k]);
+  }
+  free(full_blocks);
+  no_misaligned_call();
+}
+END_TEST
+
 // ---------------------------------------------------------------------------
 // The region map at high addresses
 
@@ -505,6 +545,7 @@ static Suite *platform_suite(void) {
   tcase_add_loop_test(l, test_superslab_release_purges, 0, 9);
   tcase_add_loop_test(l, test_large_tier, 0, 9);
   tcase_add_loop_test(l, test_malloc_api, 0, 9);
+  tcase_add_loop_test(l, test_full_tiny_slabs, 0, 3);
   suite_add_tcase(s, l);
   TCase *m = tcase_create("region_map");
   tcase_add_loop_test(m, test_region_map_high, 0, 3);
