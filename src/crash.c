@@ -17,9 +17,20 @@
 
 #include "internal/os.h"
 
-/* The interrupted instruction, from the context the kernel saved. */
+/* The interrupted instruction, from the context the kernel saved: where
+ * each architecture's glibc ucontext keeps it. */
 #if defined(__x86_64__)
 #define HK_CRASH_PC(uc) ((uintptr_t)(uc)->uc_mcontext.gregs[REG_RIP])
+#elif defined(__aarch64__)
+#define HK_CRASH_PC(uc) ((uintptr_t)(uc)->uc_mcontext.pc)
+#elif defined(__powerpc64__)
+#define HK_CRASH_PC(uc) ((uintptr_t)(uc)->uc_mcontext.gp_regs[32]) /* PT_NIP */
+#elif defined(__s390x__)
+#define HK_CRASH_PC(uc) ((uintptr_t)(uc)->uc_mcontext.psw.addr)
+#elif defined(__riscv) && __riscv_xlen == 64
+#define HK_CRASH_PC(uc) ((uintptr_t)(uc)->uc_mcontext.__gregs[REG_PC])
+#elif defined(__loongarch64)
+#define HK_CRASH_PC(uc) ((uintptr_t)(uc)->uc_mcontext.__pc)
 #endif
 
 #ifdef HK_CRASH_PC
@@ -60,10 +71,10 @@ static void report(int sig, const siginfo_t *si, uintptr_t pc) {
   size_t cap = sizeof line - 1, at = 0;
   at = put_str(line, at, cap,
                sig == SIGSEGV ? "hakmem: SIGSEGV" : "hakmem: SIGBUS");
-  /* An access through a non-canonical pointer (bits 63 to 47 not all
-   * equal, as a corrupted link often is) is a general protection or
-   * stack-segment fault: the kernel sends it as SI_KERNEL, with no
-   * address, and a 0 there would be a lie. */
+  /* On x86-64 an access through a non-canonical pointer (the bits above
+   * the address width not all equal, as a corrupted link often is) is a
+   * general protection or stack-segment fault: the kernel sends it as
+   * SI_KERNEL, with no address, and a 0 there would be a lie. */
   if (si->si_code == SI_KERNEL) {
     at = put_str(line, at, cap,
                  " at a non-canonical address (a general protection fault:"

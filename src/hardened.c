@@ -15,9 +15,6 @@
 typedef uint64_t __attribute__((may_alias)) hk_word;
 #define FILL_WORD ((uint64_t)0x0101010101010101u * HK_FREE_FILL)
 
-static const unsigned char fill_page[HK_PAGE_SIZE] = {
-    [0 ... HK_PAGE_SIZE - 1] = HK_FREE_FILL};
-
 /* Small blocks are filled and checked word by word: a call to memset or
  * memcmp would cost more than the loop. */
 #define FILL_INLINE_MAX 32
@@ -26,6 +23,10 @@ static const unsigned char fill_page[HK_PAGE_SIZE] = {
  * block at every reuse made hardened mode eight times slower than the
  * default on bench/fastpath-loop mix; with the cap, under four. */
 #define FILL_CHECK_MAX 1024
+
+/* What the checked part of a freed block must equal. */
+static const unsigned char fill_ref[FILL_CHECK_MAX] = {
+    [0 ... FILL_CHECK_MAX - 1] = HK_FREE_FILL};
 
 static void fill(void *b, uint32_t bs) {
   if (bs > FILL_INLINE_MAX) {
@@ -48,8 +49,8 @@ static int fill_intact(const void *b, uint32_t bs) {
   const unsigned char *p = b;
   size_t left = bs < FILL_CHECK_MAX ? bs : FILL_CHECK_MAX;
   while (left > 0) {
-    size_t n = left < sizeof fill_page ? left : sizeof fill_page;
-    if (memcmp(p, fill_page, n) != 0)
+    size_t n = left < sizeof fill_ref ? left : sizeof fill_ref;
+    if (memcmp(p, fill_ref, n) != 0)
       return 0;
     p += n;
     left -= n;

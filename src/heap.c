@@ -44,6 +44,7 @@ static struct hk_heap *all_heaps;
 static char *heap_chunk;
 static size_t heap_chunk_left;
 #define HK_HEAP_CHUNK (64 * 1024)
+_Static_assert(HK_HEAP_CHUNK % HK_PAGE_SIZE_MAX == 0, "whole pages");
 
 // ---------------------------------------------------------------------------
 // Slab queues
@@ -179,8 +180,9 @@ static void maybe_purge_kept(uint32_t now) {
 // keep its fill, which reuse checks.
 
 static size_t purge_range(struct hk_superslab *ss, uintptr_t lo, uintptr_t hi) {
-  lo = (lo + HK_PAGE_SIZE - 1) & ~(uintptr_t)(HK_PAGE_SIZE - 1);
-  hi &= ~(uintptr_t)(HK_PAGE_SIZE - 1);
+  uintptr_t page_mask = hk_page_size() - 1;
+  lo = (lo + page_mask) & ~page_mask;
+  hi &= ~page_mask;
   if (hi <= lo)
     return 0;
   /* A refused decommit (mlock) leaves the pages as they were: dirty. */
@@ -719,7 +721,7 @@ static struct hk_heap *heap_new(void) {
     free_heaps = h->next_free;
   } else {
     if (heap_chunk_left < sizeof *h) {
-      heap_chunk = hk_os_map_aligned(HK_HEAP_CHUNK, HK_PAGE_SIZE);
+      heap_chunk = hk_os_map_aligned(HK_HEAP_CHUNK, hk_page_size());
       if (!heap_chunk) {
         heap_chunk_left = 0;
         pthread_mutex_unlock(&heaps_lock);

@@ -17,6 +17,7 @@
 #include "internal/heap.h"
 #include "internal/large.h"
 #include "internal/options.h"
+#include "internal/os.h"
 #include "internal/superslab.h"
 
 _Atomic int hk_init_state;
@@ -140,6 +141,9 @@ void hk_init_slow(void) {
                                               memory_order_acq_rel,
                                               memory_order_acquire)) {
     init_running_here = 1;
+    /* The page size and address bits, read at start-up (an unsupported
+     * page size stops the program here, not at some later mapping). */
+    (void)hk_os_facts_word();
     hk_options_init();
     if (hk_options.verbose)
       hk_options_print();

@@ -76,7 +76,7 @@ static void lock_drop(void) {
 }
 
 static size_t pages_for(size_t size) {
-  return ((size ? size : 1) + HK_PAGE_SIZE - 1) >> HK_PAGE_SHIFT;
+  return ((size ? size : 1) + hk_page_size() - 1) >> hk_page_shift();
 }
 
 /* The bytes a live block's page word gives the program. */
@@ -84,7 +84,7 @@ static size_t usable_bytes(uint32_t w) {
   size_t pages = w & HK_PAGE_LEN_MASK;
   if (w & HK_PAGE_GUARD)
     pages -= 2;
-  return pages << HK_PAGE_SHIFT;
+  return pages << hk_page_shift();
 }
 
 /* Ends a locked operation: purges what is due, with the lock dropped
@@ -162,9 +162,9 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
     hk_stats_add(&hk_counters.large_unguarded, 1);
   }
   size_t pages = pages_for(size) + (guard ? 2 : 0);
-  size_t offset = guard ? HK_PAGE_SIZE : 0;
-  if (align < HK_PAGE_SIZE)
-    align = HK_PAGE_SIZE;
+  size_t offset = guard ? hk_page_size() : 0;
+  if (align < hk_page_size())
+    align = hk_page_size();
   struct hk_large_chunk *c;
   uint32_t page, lo = 0, hi = 0;
   if (lock_take("malloc")) {
@@ -194,7 +194,7 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
     atomic_store_explicit(&pending_work, 1, memory_order_release);
   }
   char *user = (char *)hk_chunk_addr(c, page) + offset;
-  size_t usable = (pages - (guard ? 2 : 0)) << HK_PAGE_SHIFT;
+  size_t usable = (pages - (guard ? 2 : 0)) << hk_page_shift();
   hk_stats_add(&hk_counters.large_bytes, usable);
   hk_stats_add(&hk_counters.large_count, 1);
   /* Only pages that may hold old data need zeroing: the rest of free
@@ -335,7 +335,7 @@ void hk_large_free(struct hk_large_chunk *c, void *p, const char *fn) {
  * (bench/realloc-grow, vectors up to 4 MiB: 0.16 s with moves from 2 MiB,
  * 0.08 s without). Each move also splits a kernel mapping, which at this
  * size stays rare. */
-#define HK_MOVE_MIN_PAGES ((16u << 20) >> HK_PAGE_SHIFT)
+#define HK_MOVE_MIN_PAGES ((16u << 20) >> hk_page_shift())
 
 /* Moves the live block at `page` (`have` pages) into a new block of `want`
  * pages; the new pointer, or NULL (nothing changed). Not when nested: it
@@ -349,13 +349,13 @@ static void *move_block(struct hk_large_chunk *c, uint32_t page,
       large_depth != 0)
     return NULL;
   lock_take("realloc");
-  int rc = get_extent(want, HK_PAGE_SIZE, 0, &to, &to_page, &lo, &hi);
+  int rc = get_extent(want, hk_page_size(), 0, &to, &to_page, &lo, &hi);
   finish(0);
   if (rc != 0)
     return NULL;
   void *from = (void *)hk_chunk_addr(c, page);
   void *dest = (void *)hk_chunk_addr(to, to_page);
-  rc = hk_os_move(from, (size_t)have << HK_PAGE_SHIFT, dest);
+  rc = hk_os_move(from, (size_t)have << hk_page_shift(), dest);
   if (rc == EINVAL)
     atomic_store_explicit(&unsupported, 1, memory_order_relaxed);
   int moved = rc == 0;
@@ -401,13 +401,14 @@ void *hk_large_resize(struct hk_large_chunk *c, void *p, size_t size) {
     result = have >= HK_MOVE_MIN_PAGES ? move_block(c, page, have, want) : NULL;
     if (!result)
       return NULL;
-    hk_stats_add(&hk_counters.large_bytes, (size_t)(want - have) << HK_PAGE_SHIFT);
+    hk_stats_add(&hk_counters.large_bytes,
+                 (size_t)(want - have) << hk_page_shift());
     return result;
   }
   finish(0);
   if (want != have) {
-    size_t before = (size_t)have << HK_PAGE_SHIFT;
-    size_t after = (size_t)want << HK_PAGE_SHIFT;
+    size_t before = (size_t)have << hk_page_shift();
+    size_t after = (size_t)want << hk_page_shift();
     hk_stats_add(&hk_counters.large_bytes, after);
     hk_stats_sub(&hk_counters.large_bytes, before);
   }

@@ -18,8 +18,8 @@
 /* Chunks are at least this big, so that blocks of different sizes share
  * them and one freed block's pages can serve the next request of another
  * size; untouched pages cost address space only. */
-#define HK_CHUNK_MIN_PAGES (((size_t)64 << 20) >> HK_PAGE_SHIFT)
-#define HK_REGION_PAGES (HK_REGION_SIZE >> HK_PAGE_SHIFT)
+#define HK_CHUNK_MIN_PAGES (((size_t)64 << 20) >> hk_page_shift())
+#define HK_REGION_PAGES (HK_REGION_SIZE >> hk_page_shift())
 
 _Static_assert(sizeof(struct hk_extent) == 64, "one cache line per record");
 
@@ -138,7 +138,7 @@ static void bin_insert(struct hk_extent *e) {
 }
 
 static size_t dirty_range_bytes(const struct hk_extent *e) {
-  return (size_t)(e->dirty_hi - e->dirty_lo) << HK_PAGE_SHIFT;
+  return (size_t)(e->dirty_hi - e->dirty_lo) << hk_page_shift();
 }
 
 /* Takes a free extent off its bin (and the dirty list), after checking
@@ -359,7 +359,7 @@ static size_t recs_offset(size_t pages) {
 /* Pages before the first block: the header and its guard page. */
 static size_t header_pages(size_t pages) {
   size_t bytes = recs_offset(pages) + pages * sizeof(struct hk_extent);
-  return ((bytes + HK_PAGE_SIZE - 1) >> HK_PAGE_SHIFT) + 1;
+  return ((bytes + hk_page_size() - 1) >> hk_page_shift()) + 1;
 }
 
 /* Hardened-mode guard pages and the mapping budget. Each inaccessible
@@ -430,7 +430,8 @@ int hk_guard_room(void) {
 }
 
 static int protect_page(struct hk_large_chunk *c, uint32_t page, int writable) {
-  return hk_os_protect((void *)hk_chunk_addr(c, page), HK_PAGE_SIZE, writable);
+  return hk_os_protect((void *)hk_chunk_addr(c, page), hk_page_size(),
+                       writable);
 }
 
 int hk_extent_guard(struct hk_large_chunk *c, uint32_t page) {
@@ -496,7 +497,7 @@ static void unguard(struct hk_large_chunk *c, uint32_t *page,
 
 /* Maps a chunk of `pages` pages and sets up its header; lock-free. */
 static struct hk_large_chunk *chunk_map(size_t pages) {
-  size_t bytes = pages << HK_PAGE_SHIFT;
+  size_t bytes = pages << hk_page_shift();
   struct hk_large_chunk *c = hk_os_map_aligned(bytes, HK_REGION_SIZE);
   if (!c)
     return NULL;
@@ -538,7 +539,7 @@ static uint32_t placed(const struct hk_large_chunk *c, uint32_t start,
                        size_t align, size_t offset) {
   uintptr_t a = hk_chunk_addr(c, start) + offset;
   uintptr_t aligned = (a + align - 1) & ~(uintptr_t)(align - 1);
-  return start + (uint32_t)((aligned - a) >> HK_PAGE_SHIFT);
+  return start + (uint32_t)((aligned - a) >> hk_page_shift());
 }
 
 /* Takes `page`'s freed bit: its block is live again. */
@@ -552,7 +553,7 @@ void hk_chunk_note_freed(struct hk_large_chunk *c, uint32_t page) {
 
 struct hk_large_chunk *hk_chunk_create(size_t pages, size_t align,
                                        size_t offset, uint32_t *page_out) {
-  size_t slack = align > HK_PAGE_SIZE ? (align >> HK_PAGE_SHIFT) - 1 : 0;
+  size_t slack = align > hk_page_size() ? (align >> hk_page_shift()) - 1 : 0;
   if (pages > HK_PAGE_LEN_MASK || slack > HK_PAGE_LEN_MASK - pages)
     return NULL;
   size_t want = pages + slack;
@@ -602,7 +603,7 @@ static void retire(struct hk_large_chunk *c) {
     chunks = c->next;
   if (c->next)
     c->next->prev = c->prev;
-  hk_region_unregister((uintptr_t)c, (size_t)c->pages << HK_PAGE_SHIFT);
+  hk_region_unregister((uintptr_t)c, (size_t)c->pages << hk_page_shift());
   c->link = unmap_list;
   unmap_list = c;
 }
@@ -638,7 +639,7 @@ size_t hk_unmap_chunks(struct hk_large_chunk *list) {
   while (list) {
     struct hk_large_chunk *c = list;
     list = c->link;
-    size_t bytes = (size_t)c->pages << HK_PAGE_SHIFT;
+    size_t bytes = (size_t)c->pages << hk_page_shift();
     long guard = c->header_guard ? 2 : 0;
     /* Unmapping a whole chunk splits a mapping only where the kernel
      * merged the chunk with a neighbour; if it is refused at the mapping
@@ -659,7 +660,7 @@ size_t hk_unmap_chunks(struct hk_large_chunk *list) {
 int hk_extent_alloc(size_t pages, size_t align, size_t offset,
                     struct hk_large_chunk **chunk_out, uint32_t *page_out,
                     uint32_t *dirty_lo, uint32_t *dirty_hi) {
-  size_t slack = align > HK_PAGE_SIZE ? (align >> HK_PAGE_SHIFT) - 1 : 0;
+  size_t slack = align > hk_page_size() ? (align >> hk_page_shift()) - 1 : 0;
   if (pages > HK_PAGE_LEN_MASK || slack > HK_PAGE_LEN_MASK - pages)
     return ENOMEM;
   size_t want = pages + slack;
@@ -683,7 +684,7 @@ int hk_extent_alloc(size_t pages, size_t align, size_t offset,
     extent_put(c, end, start + total - end, lo, hi);
   set_bounds(c, page, (uint32_t)pages, HK_PAGE_LIVE);
   c->recs[page].guards = 0;
-  unnote_freed(c, page + (uint32_t)(offset >> HK_PAGE_SHIFT));
+  unnote_freed(c, page + (uint32_t)(offset >> hk_page_shift()));
   /* The block's share of the dirty range. */
   if (lo < page)
     lo = page;
@@ -799,7 +800,7 @@ void hk_purge_run(void) {
     struct hk_extent *e = batch[i].e;
     batch[i].rc = hk_os_decommit(
         (void *)hk_chunk_addr(e->chunk, e->dirty_lo),
-        (size_t)(e->dirty_hi - e->dirty_lo) << HK_PAGE_SHIFT);
+        (size_t)(e->dirty_hi - e->dirty_lo) << hk_page_shift());
   }
 }
 
@@ -815,7 +816,7 @@ size_t hk_purge_finish(void) {
     clear_bounds(c, page, pages);
     int refused = batch[i].rc != 0;
     if (!refused) {
-      released += (size_t)(hi - lo) << HK_PAGE_SHIFT;
+      released += (size_t)(hi - lo) << hk_page_shift();
       lo = hi = 0;
     } else if (!backing_off) {
       backing_off = 1;
@@ -847,7 +848,7 @@ void hk_extent_fork_child(void) {
 // Ownership.
 
 uint32_t hk_chunk_live_word(const struct hk_large_chunk *c, uintptr_t p) {
-  if (p & (HK_PAGE_SIZE - 1))
+  if (p & (hk_page_size() - 1))
     return 0;
   uint32_t page = hk_chunk_page(c, p);
   if (page < c->first_page || page >= c->pages)
@@ -869,7 +870,7 @@ uint32_t hk_chunk_live_word(const struct hk_large_chunk *c, uintptr_t p) {
 
 const char *hk_chunk_misuse(const struct hk_large_chunk *c, uintptr_t p) {
   static const char invalid[] = "invalid pointer", twice[] = "double free";
-  if (p & (HK_PAGE_SIZE - 1))
+  if (p & (hk_page_size() - 1))
     return invalid;
   uint32_t page = hk_chunk_page(c, p);
   if (page < c->first_page || page >= c->pages)

@@ -1,58 +1,121 @@
-/* region_map.c: registering and forgetting regions (lookup is inline). */
+/* region_map.c: registering and forgetting regions, and the levels above
+ * 2^48 (the usual lookup is inline, see internal/region_map.h). */
 #include "internal/region_map.h"
 
 #include <errno.h>
 
 #include "internal/os.h"
 
-_Atomic(struct hk_region_leaf *) hk_region_top[1u << HK_MAP_TOP_BITS];
+struct hk_region_mid hk_region_low;
 
-static struct hk_region_leaf *leaf_for(uintptr_t region) {
-  _Atomic(struct hk_region_leaf *) *slot =
-      &hk_region_top[region >> HK_MAP_LEAF_BITS];
-  struct hk_region_leaf *leaf =
-      atomic_load_explicit(slot, memory_order_acquire);
-  if (leaf)
-    return leaf;
-  struct hk_region_leaf *fresh =
-      hk_os_map_aligned(sizeof(struct hk_region_leaf), HK_PAGE_SIZE);
+#define LEAF_MASK ((1u << HK_MAP_LEAF_BITS) - 1)
+#define MID_MASK ((1u << HK_MAP_MID_BITS) - 1)
+
+/* The level above 2^48: one table (struct hk_region_mid) per 2^48 bytes,
+ * mid[0] unused (that range is hk_region_low). Mapped once, its size from
+ * the address bits, which no longer change once anything is mapped. */
+struct hk_region_high {
+  uintptr_t count; /* entries of mid[]: 2^(hk_region_bits() - 48) */
+  _Atomic(void *) mid[]; /* struct hk_region_mid * */
+};
+
+static _Atomic(struct hk_region_high *) high;
+
+unsigned hk_region_bits(void) {
+  unsigned bits = hk_address_bits();
+  return bits > HK_MAP_LOW_BITS ? bits : HK_MAP_LOW_BITS;
+}
+
+/* The table in *slot, or, with `create`, a fresh one of `bytes` bytes
+ * (zeroed, whole pages) installed there; NULL if there is none or it could
+ * not be mapped. Two threads may race to install one; the loser unmaps its
+ * copy. */
+static void *slot_get(_Atomic(void *) *slot, size_t bytes, int create) {
+  void *t = atomic_load_explicit(slot, memory_order_acquire);
+  if (t || !create)
+    return t;
+  void *fresh = hk_os_map_aligned(bytes, hk_page_size());
   if (!fresh)
     return NULL;
-  /* Two threads may race to install a leaf; the loser unmaps its copy. */
-  if (atomic_compare_exchange_strong_explicit(slot, &leaf, fresh,
+  if (atomic_compare_exchange_strong_explicit(slot, &t, fresh,
                                               memory_order_acq_rel,
                                               memory_order_acquire))
     return fresh;
-  hk_os_unmap(fresh, sizeof(struct hk_region_leaf));
-  return leaf;
+  hk_os_unmap(fresh, bytes);
+  return t;
+}
+
+static struct hk_region_high *high_get(int create) {
+  struct hk_region_high *h = atomic_load_explicit(&high, memory_order_acquire);
+  if (h || !create || hk_region_bits() == HK_MAP_LOW_BITS)
+    return h;
+  uintptr_t count = (uintptr_t)1 << (hk_region_bits() - HK_MAP_LOW_BITS);
+  size_t bytes = hk_page_round(sizeof *h + count * sizeof h->mid[0]);
+  struct hk_region_high *fresh = hk_os_map_aligned(bytes, hk_page_size());
+  if (!fresh)
+    return NULL;
+  fresh->count = count;
+  if (atomic_compare_exchange_strong_explicit(&high, &h, fresh,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire))
+    return fresh;
+  hk_os_unmap(fresh, bytes);
+  return h;
+}
+
+/* The leaf describing `region` (an address >> HK_REGION_SHIFT), mapping the
+ * tables on the way with `create`; NULL when there is none, when a table
+ * could not be mapped, or when the region is beyond the map. */
+static struct hk_region_leaf *leaf_for(uintptr_t region, int create) {
+  struct hk_region_mid *mid = &hk_region_low;
+  uintptr_t top = region >> (HK_MAP_MID_BITS + HK_MAP_LEAF_BITS);
+  if (top) {
+    struct hk_region_high *h = high_get(create);
+    if (!h || top >= h->count)
+      return NULL;
+    mid = slot_get(&h->mid[top], sizeof *mid, create);
+    if (!mid)
+      return NULL;
+  }
+  return slot_get(&mid->leaf[(region >> HK_MAP_LEAF_BITS) & MID_MASK],
+                  sizeof(struct hk_region_leaf), create);
+}
+
+struct hk_segment *hk_region_lookup_high(uintptr_t addr) {
+  struct hk_region_leaf *leaf = leaf_for(addr >> HK_REGION_SHIFT, 0);
+  if (!leaf)
+    return NULL;
+  return atomic_load_explicit(
+      &leaf->entry[(addr >> HK_REGION_SHIFT) & LEAF_MASK],
+      memory_order_acquire);
 }
 
 int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg) {
-  for (uintptr_t a = base; a < base + size; a += HK_REGION_SIZE) {
-    uintptr_t region = a >> HK_REGION_SHIFT;
+  /* Counted in regions, not compared with base + size: at the top of a
+   * 64-bit space that sum wraps to 0. */
+  size_t n = size >> HK_REGION_SHIFT;
+  for (size_t i = 0; i < n; i++) {
+    uintptr_t region = (base >> HK_REGION_SHIFT) + i;
     /* Outside the address range we can describe, or out of memory: undo
      * what was registered so far, so a failure leaves nothing behind. */
-    struct hk_region_leaf *leaf =
-        region >> (HK_MAP_TOP_BITS + HK_MAP_LEAF_BITS) ? NULL : leaf_for(region);
+    struct hk_region_leaf *leaf = leaf_for(region, 1);
     if (!leaf) {
-      hk_region_unregister(base, a - base);
+      hk_region_unregister(base, i << HK_REGION_SHIFT);
       return ENOMEM;
     }
-    atomic_store_explicit(
-        &leaf->entry[region & ((1u << HK_MAP_LEAF_BITS) - 1)], seg,
-        memory_order_release);
+    atomic_store_explicit(&leaf->entry[region & LEAF_MASK], seg,
+                          memory_order_release);
   }
   return 0;
 }
 
 void hk_region_unregister(uintptr_t base, size_t size) {
-  for (uintptr_t a = base; a < base + size; a += HK_REGION_SIZE) {
-    uintptr_t region = a >> HK_REGION_SHIFT;
-    struct hk_region_leaf *leaf = atomic_load_explicit(
-        &hk_region_top[region >> HK_MAP_LEAF_BITS], memory_order_acquire);
+  size_t n = size >> HK_REGION_SHIFT;
+  for (size_t i = 0; i < n; i++) {
+    uintptr_t region = (base >> HK_REGION_SHIFT) + i;
+    struct hk_region_leaf *leaf = leaf_for(region, 0);
     if (leaf)
-      atomic_store_explicit(
-          &leaf->entry[region & ((1u << HK_MAP_LEAF_BITS) - 1)], NULL,
-          memory_order_release);
+      atomic_store_explicit(&leaf->entry[region & LEAF_MASK], NULL,
+                            memory_order_release);
   }
 }

@@ -12,26 +12,43 @@
 #include "internal/slab.h"
 #include "internal/stats.h"
 
-static const uint8_t geometry_shift[HK_GEOM_COUNT] = {16, 19, 21, 16};
-static const uint8_t geometry_slabs[HK_GEOM_COUNT] = {32, 4, 1, 1};
+/* Slab sizes as types.h lists them. A slab is at least four pages: slab 0
+ * gives a page to the header, which must not cost it more than a quarter,
+ * and purging gives back whole pages only, so a slab of one or two would
+ * rarely have a page free to give. With 64 KiB pages that makes tiny
+ * slabs 256 KiB (eight to a SuperSlab); 4 and 16 KiB pages keep these. */
+static const uint8_t geometry_nominal_shift[HK_GEOM_COUNT] = {16, 19, 21, 16};
 /* Blocks of each geometry are larger than this (tiny: at least it), which
  * bounds how many links a slab of it needs. */
 static const uint32_t geometry_min_block[HK_GEOM_COUNT] = {16, 1024, 65536, 16};
 
-static uint32_t link_stride(unsigned g) {
-  return (uint32_t)(((size_t)1 << geometry_shift[g]) / geometry_min_block[g]);
+unsigned hk_geometry_shift(unsigned g) {
+  unsigned least = hk_page_shift() + 2;
+  return geometry_nominal_shift[g] > least ? geometry_nominal_shift[g] : least;
 }
 
-/* Bytes of the out-of-band metadata mapping of a SuperSlab. */
+unsigned hk_geometry_slabs(unsigned g) {
+  if (g == HK_GEOM_TINY_SOLO)
+    return 1;
+  return (unsigned)(HK_REGION_SIZE >> hk_geometry_shift(g)); /* <= 32 */
+}
+
+static uint32_t link_stride(unsigned g) {
+  return (uint32_t)(((size_t)1 << hk_geometry_shift(g)) /
+                    geometry_min_block[g]);
+}
+
+/* Bytes of the out-of-band metadata mapping of a SuperSlab: the remote
+ * heads' page, then the links. */
 static size_t meta_size(unsigned g) {
-  size_t bytes = sizeof(struct hk_slab_meta) +
-                 (size_t)geometry_slabs[g] * link_stride(g) * sizeof(hk_link);
-  return (bytes + HK_PAGE_SIZE - 1) & ~(size_t)(HK_PAGE_SIZE - 1);
+  return hk_page_size() +
+         hk_page_round((size_t)hk_geometry_slabs(g) * link_stride(g) *
+                       sizeof(hk_link));
 }
 
 /* Bytes actually mapped for a SuperSlab of the geometry. */
 static size_t geometry_map_size(unsigned g) {
-  return (size_t)geometry_slabs[g] << geometry_shift[g];
+  return (size_t)hk_geometry_slabs(g) << hk_geometry_shift(g);
 }
 
 struct pool {
@@ -108,14 +125,17 @@ int hk_superslab_decommit(struct hk_superslab *ss, void *addr, size_t size) {
 static int slab_decommit(struct hk_slab *slab) {
   struct hk_superslab *ss = hk_slab_superslab(slab);
   uintptr_t base = hk_slab_base(slab);
-  uintptr_t start = hk_slab_index(slab) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
+  uintptr_t start =
+      hk_slab_index(slab) == 0 ? base + hk_superslab_data_offset() : base;
   int rc = hk_superslab_decommit(ss, (void *)start,
                                  ((size_t)1 << ss->slab_shift) - (start - base));
-  uintptr_t links = (uintptr_t)(ss->meta->links +
+  /* Links of neighbouring slabs may share a page: only the pages this
+   * slab's links cover whole go. */
+  uintptr_t page_mask = hk_page_size() - 1;
+  uintptr_t links = (uintptr_t)(hk_superslab_links(ss) +
                                 (uintptr_t)hk_slab_index(slab) * ss->link_stride);
-  uintptr_t lo = (links + HK_PAGE_SIZE - 1) & ~(uintptr_t)(HK_PAGE_SIZE - 1);
-  uintptr_t hi = (links + ss->link_stride * sizeof(hk_link)) &
-                 ~(uintptr_t)(HK_PAGE_SIZE - 1);
+  uintptr_t lo = (links + page_mask) & ~page_mask;
+  uintptr_t hi = (links + ss->link_stride * sizeof(hk_link)) & ~page_mask;
   if (rc == 0 && hi > lo)
     rc = hk_os_decommit((void *)lo, hi - lo);
   return rc;
@@ -239,7 +259,8 @@ static void unmap_chain(struct hk_superslab *list) {
 
 static struct hk_superslab *superslab_map(unsigned geometry) {
   size_t size = geometry_map_size(geometry);
-  struct hk_slab_meta *meta = hk_os_map_aligned(meta_size(geometry), HK_PAGE_SIZE);
+  struct hk_slab_meta *meta =
+      hk_os_map_aligned(meta_size(geometry), hk_page_size());
   if (!meta)
     return NULL;
   struct hk_superslab *ss = hk_os_map_aligned(size, HK_REGION_SIZE);
@@ -254,13 +275,13 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
   ss->meta = meta;
   ss->link_stride = link_stride(geometry);
   ss->geometry = (uint8_t)geometry;
-  ss->slab_shift = geometry_shift[geometry];
-  ss->slab_count = geometry_slabs[geometry];
+  ss->slab_shift = (uint8_t)hk_geometry_shift(geometry);
+  ss->slab_count = (uint16_t)hk_geometry_slabs(geometry);
   ss->free_mask = all_slabs_mask(ss);
   for (unsigned g = 0; g < HK_REGION_SIZE >> HK_GRANULE_SHIFT; g++)
     ss->slab_index_of[g] = (uint8_t)(g >> (ss->slab_shift - HK_GRANULE_SHIFT));
   /* A solo slab registers its whole 2 MiB region although it maps only
-   * 64 KiB: an address in the unmapped rest resolves to this header, finds
+   * its slab: an address in the unmapped rest resolves to this header, finds
    * an unused slab there, and is reported as not ours. */
   if (hk_region_register((uintptr_t)ss, HK_REGION_SIZE, &ss->seg) != 0) {
     hk_os_unmap(ss, size);

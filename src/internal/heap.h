@@ -55,7 +55,7 @@ struct hk_heap {
  * slabs are all abandoned or released when it exits, before another
  * thread can be given the same pointer. */
 static inline uintptr_t hk_thread_token(void) {
-  return (uintptr_t)__builtin_thread_pointer();
+  return hk_os_thread_pointer();
 }
 
 /* What the slabs of the calling thread hold in their owner field: its

@@ -24,9 +24,10 @@
  * given, and every record is checked against the page map before it is
  * unlinked (a mismatch is reported as corrupted metadata and aborts).
  * Clean free space therefore reads as zero, all of it. The header costs
- * address space in proportion to the chunk (1/60 of it) but RSS only for
- * the header pages actually touched: chunks are mapped MAP_NORESERVE and
- * a page of records is committed when the first record in it is written.
+ * address space in proportion to the chunk (1/60 of it with 4 KiB pages,
+ * less with larger ones) but RSS only for the header pages actually
+ * touched: chunks are mapped MAP_NORESERVE and a page of records is
+ * committed when the first record in it is written.
  *
  * Everything here runs under the large tier's lock (large.c) unless its
  * comment says otherwise.
@@ -41,7 +42,11 @@
 #include "os.h"
 #include "types.h"
 
-#define HK_PAGE_SHIFT 12
+/* The page of the page map is the OS page (hk_page_size), not a fixed
+ * 4 KiB: every decommit of free space and every guard page is then whole
+ * pages by construction, and "clean space reads as zero" holds for all of
+ * it. A finer unit would leave parts of OS pages that no decommit can give
+ * back without taking a neighbour's data along. */
 
 /* A page word: the extent's length in pages, and flags. */
 #define HK_PAGE_LEN_MASK 0x1fffffffu
@@ -94,12 +99,12 @@ struct hk_large_chunk {
 /* The page index of `a` in its chunk. */
 static inline uint32_t hk_chunk_page(const struct hk_large_chunk *c,
                                      uintptr_t a) {
-  return (uint32_t)((a - (uintptr_t)c) >> HK_PAGE_SHIFT);
+  return (uint32_t)((a - (uintptr_t)c) >> hk_page_shift());
 }
 
 static inline uintptr_t hk_chunk_addr(const struct hk_large_chunk *c,
                                       uint32_t page) {
-  return (uintptr_t)c + ((uintptr_t)page << HK_PAGE_SHIFT);
+  return (uintptr_t)c + ((uintptr_t)page << hk_page_shift());
 }
 
 static inline uint32_t hk_chunk_word(const struct hk_large_chunk *c,

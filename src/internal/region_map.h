@@ -3,7 +3,14 @@
  * Ownership is decided by lookup, never by guessing from headers: every
  * region hakmem maps is registered here with the segment that covers it, so
  * any address -- including one no mapping covers -- gets a definite answer.
- * Two levels: a static top table and 64 KiB leaves mapped on first use.
+ *
+ * The low 2^48 bytes, where every architecture but s390x (and riscv64 on
+ * kernels before 6.6) keeps all of a process's hintless mappings, take two
+ * levels: a static table of leaf pointers and 64 KiB leaves mapped on first
+ * use; free() looks there with two loads. Above 2^48, up to the address
+ * bits of this platform (hk_address_bits, os.h), a third level: a table of
+ * such tables, mapped when the first segment up there is registered and
+ * looked up out of line, so that the usual case pays nothing for it.
  * Lookups are lock-free; a registered entry never points at unmapped memory
  * because segments are unregistered before they are unmapped.
  */
@@ -15,23 +22,35 @@
 
 #include "types.h"
 
-#define HK_ADDRESS_BITS 47
-#define HK_MAP_LEAF_BITS 13
-#define HK_MAP_TOP_BITS (HK_ADDRESS_BITS - HK_REGION_SHIFT - HK_MAP_LEAF_BITS)
+#define HK_MAP_LEAF_BITS 13 /* a leaf: 2^13 regions (16 GiB), 64 KiB */
+#define HK_MAP_MID_BITS 14  /* a table: 2^14 leaves (256 TiB), 128 KiB */
+/* The bits of address the two lower levels cover: 48. */
+#define HK_MAP_LOW_BITS (HK_REGION_SHIFT + HK_MAP_LEAF_BITS + HK_MAP_MID_BITS)
 
 struct hk_region_leaf {
   _Atomic(struct hk_segment *) entry[1u << HK_MAP_LEAF_BITS];
 };
 
-extern _Atomic(struct hk_region_leaf *) hk_region_top[1u << HK_MAP_TOP_BITS];
+struct hk_region_mid {
+  _Atomic(void *) leaf[1u << HK_MAP_MID_BITS]; /* struct hk_region_leaf * */
+};
 
-/* The segment owning the region that contains `addr`, or NULL. */
-static inline struct hk_segment *hk_region_lookup(uintptr_t addr) {
+/* The table for addresses below 2^HK_MAP_LOW_BITS. */
+extern struct hk_region_mid hk_region_low;
+
+/* hk_region_lookup for an address at or above 2^HK_MAP_LOW_BITS. */
+struct hk_segment *hk_region_lookup_high(uintptr_t addr);
+
+/* The segment owning the region that contains `addr` if `addr` is below
+ * 2^HK_MAP_LOW_BITS, else NULL, ours or not: a NULL from it is final only
+ * once hk_region_lookup agrees. For free(), whose fast path must not keep
+ * registers for a call it almost never makes. */
+static inline struct hk_segment *hk_region_lookup_low(uintptr_t addr) {
   uintptr_t region = addr >> HK_REGION_SHIFT;
-  if (__builtin_expect(region >> (HK_MAP_TOP_BITS + HK_MAP_LEAF_BITS), 0))
+  if (__builtin_expect(region >> (HK_MAP_MID_BITS + HK_MAP_LEAF_BITS), 0))
     return 0;
   struct hk_region_leaf *leaf = atomic_load_explicit(
-      &hk_region_top[region >> HK_MAP_LEAF_BITS], memory_order_acquire);
+      &hk_region_low.leaf[region >> HK_MAP_LEAF_BITS], memory_order_acquire);
   if (__builtin_expect(leaf == 0, 0))
     return 0;
   return atomic_load_explicit(
@@ -39,8 +58,20 @@ static inline struct hk_segment *hk_region_lookup(uintptr_t addr) {
       memory_order_acquire);
 }
 
+/* The segment owning the region that contains `addr`, or NULL. */
+static inline struct hk_segment *hk_region_lookup(uintptr_t addr) {
+  if (__builtin_expect(addr >> HK_MAP_LOW_BITS, 0))
+    return hk_region_lookup_high(addr);
+  return hk_region_lookup_low(addr);
+}
+
+/* How many bits of address the map describes: those of the platform, and
+ * never fewer than the static table covers. */
+unsigned hk_region_bits(void);
+
 /* Registers [base, base+size) (both region-aligned) as owned by `seg`.
- * Returns 0, or ENOMEM when a leaf could not be mapped. */
+ * Returns 0, or ENOMEM when a table could not be mapped or the range goes
+ * beyond 2^hk_region_bits(). */
 int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg);
 
 /* Forgets [base, base+size); call before unmapping it. */

@@ -88,13 +88,15 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
                                 uintptr_t owner) {
   struct hk_superslab *ss = hk_slab_superslab(s);
   uintptr_t base = hk_slab_base(s);
-  uintptr_t start = hk_slab_index(s) == 0 ? base + HK_SLAB0_DATA_OFFSET : base;
+  uintptr_t start =
+      hk_slab_index(s) == 0 ? base + hk_superslab_data_offset() : base;
   uint32_t bs = hk_class_size[cls];
   s->free = HK_LINK_END;
   hk_slab_set_used(s, 0);
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->start = start;
-  s->links = ss->meta->links + (uintptr_t)hk_slab_index(s) * ss->link_stride;
+  s->links =
+      hk_superslab_links(ss) + (uintptr_t)hk_slab_index(s) * ss->link_stride;
   atomic_store_explicit(&s->block_size, bs, HK_RELAXED);
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = hk_div_magic(bs);
@@ -171,16 +173,20 @@ static inline uint32_t hk_slab_remote_push(struct hk_slab *s, unsigned first,
 }
 
 /* Cuts a few more never-used blocks into the (empty) free list. Carving a
- * page or so at a time, not the whole slab, keeps untouched pages out of
- * RSS. Their links carry HK_LINK_FRESH, so that a free() of one that
- * malloc never returned is told from a double free. */
+ * little at a time, not the whole slab, keeps untouched link pages out of
+ * RSS and bounds what one malloc writes. Their links carry HK_LINK_FRESH,
+ * so that a free() of one that malloc never returned is told from a
+ * double free. */
+#define HK_CARVE_BYTES 8192 /* blocks' worth per carve */
 static inline int hk_slab_carve(struct hk_slab *s) {
   unsigned carved = hk_slab_carved(s);
   unsigned left = (unsigned)s->capacity - carved;
   if (left == 0)
     return 0;
   uint32_t bs = hk_slab_block_size(s);
-  unsigned batch = (2 * HK_PAGE_SIZE) / bs;
+  /* A fixed amount, not pages': two 64 KiB pages of 16-byte blocks would
+   * be 8192 links written by one malloc. */
+  unsigned batch = HK_CARVE_BYTES / bs;
   if (batch == 0)
     batch = 1;
   if (batch > left)

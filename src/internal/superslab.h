@@ -12,11 +12,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os.h"
 #include "types.h"
 
 static inline struct hk_superslab *hk_slab_superslab(const struct hk_slab *s) {
   return (struct hk_superslab *)((uintptr_t)s & ~(uintptr_t)HK_REGION_MASK);
 }
+
+/* Where slab 0's blocks start: the header has the SuperSlab's first page,
+ * whole, so that the rest of slab 0 is whole pages to give back. */
+static inline size_t hk_superslab_data_offset(void) { return hk_page_size(); }
+
+/* The first slab's links in the SuperSlab's metadata mapping: the page
+ * after the remote heads (types.h). */
+static inline _Atomic hk_link *
+hk_superslab_links(const struct hk_superslab *ss) {
+  return (_Atomic hk_link *)((char *)ss->meta + hk_page_size());
+}
+
+/* log2 of the slab size of a geometry, and how many slabs a SuperSlab of
+ * it has, for this page size. */
+unsigned hk_geometry_shift(unsigned geometry);
+unsigned hk_geometry_slabs(unsigned geometry);
 
 /* An unused slab of the geometry, or NULL with errno ENOMEM. */
 struct hk_slab *hk_superslab_acquire_slab(unsigned geometry);

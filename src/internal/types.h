@@ -22,17 +22,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os.h"
+
 #define HK_REGION_SHIFT 21
 #define HK_REGION_SIZE ((size_t)1 << HK_REGION_SHIFT)
 #define HK_REGION_MASK (HK_REGION_SIZE - 1)
 
-/* Slab 0 gives its first page to the SuperSlab header. Starting its blocks
- * on a page boundary keeps power-of-two classes naturally aligned, which the
- * aligned allocation path relies on for alignments up to a page. */
-#define HK_SLAB0_DATA_OFFSET 4096
+/* Slab 0 gives its first page to the SuperSlab header (see
+ * hk_superslab_data_offset in superslab.h), and every slab is a multiple
+ * of 64 KiB: all blocks start at a multiple of a page, so power-of-two
+ * classes are naturally aligned to a page. The aligned allocation path
+ * promises the smallest page size's alignment, whatever the kernel's, so
+ * that which requests the slabs serve does not change from one machine to
+ * the next; larger alignments go to the large tier. */
 #define HK_MAX_SLABS 32
 #define HK_GRANULE_SHIFT 16 /* the smallest slab: 64 KiB */
-#define HK_SMALL_ALIGN_MAX 4096
+#define HK_SMALL_ALIGN_MAX HK_PAGE_SIZE_MIN
 
 #define HK_TINY_MAX 1024
 #define HK_MEDIUM_MAX (256 * 1024)
@@ -44,7 +49,10 @@ enum hk_segment_kind {
 
 /* Geometries: how a SuperSlab is cut into slabs. Tiny classes want many
  * small slabs; medium classes need slabs large enough for several blocks.
- * TINY_SOLO is the backend HAKMEM_TINY_USE_SUPERSLAB=0 selects: each 64 KiB
+ * The sizes below are those of 4 and 16 KiB pages; a slab is never less
+ * than four pages (64 KiB pages: tiny slabs of 256 KiB, eight to a
+ * SuperSlab), see hk_geometry_shift in superslab.c.
+ * TINY_SOLO is the backend HAKMEM_TINY_USE_SUPERSLAB=0 selects: each tiny
  * slab is its own mapping (at a 2 MiB-aligned address, so that the region
  * map and the free path treat it as a SuperSlab of one slab), unmapped as
  * soon as it empties, shared with nothing. */
@@ -134,8 +142,9 @@ struct hk_slab {
 
 _Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
 
-/* The most blocks a slab can hold: a 64 KiB slab of 16-byte blocks. */
-#define HK_SLAB_MAX_BLOCKS 4096
+/* The most blocks a slab can hold: a tiny slab of the largest pages
+ * (4 x 64 KiB, see hk_geometry_shift) of 16-byte blocks. */
+#define HK_SLAB_MAX_BLOCKS (4 * HK_PAGE_SIZE_MAX / 16)
 _Static_assert(HK_SLAB_MAX_BLOCKS - 1 <= HK_LINK_INDEX, "links index blocks");
 
 struct hk_remote_head {
@@ -143,14 +152,15 @@ struct hk_remote_head {
 } __attribute__((aligned(64)));
 
 /* A SuperSlab's out-of-band metadata, mapped apart from it: the remote
- * heads, then each slab's links (slab i's at links + i * link_stride). */
+ * heads on its first page, then each slab's links from the second page on
+ * (hk_superslab_links in superslab.h; slab i's at links + i *
+ * link_stride). Links start on a page, so that the whole pages of an
+ * unused slab's links can be given back to the OS with its blocks. */
 struct hk_slab_meta {
   struct hk_remote_head remote[HK_MAX_SLABS];
-  /* Links start on a page, so that an unused slab's links can be given
-   * back to the OS with its blocks. */
-  char pad[4096 - HK_MAX_SLABS * sizeof(struct hk_remote_head)];
-  _Atomic hk_link links[];
 };
+_Static_assert(sizeof(struct hk_slab_meta) <= HK_PAGE_SIZE_MIN,
+               "remote heads fit a page");
 
 struct hk_segment {
   uint32_t kind;
@@ -186,7 +196,7 @@ struct hk_superslab {
   uint32_t purged_used[HK_MAX_SLABS];
 };
 
-_Static_assert(sizeof(struct hk_superslab) <= HK_SLAB0_DATA_OFFSET,
+_Static_assert(sizeof(struct hk_superslab) <= HK_PAGE_SIZE_MIN,
                "SuperSlab header must fit in slab 0's first page");
 
 /* The large tier's chunk header: internal/large_chunk.h. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "internal/size_class.h"
+#include "internal/superslab.h"
 #include "internal/types.h"
 
 /* ck_assert_msg records a checkpoint on every call, which costs a write to
@@ -23,13 +24,11 @@
       ck_abort_msg(__VA_ARGS__);                                               \
   } while (0)
 
-/* Slab sizes per geometry as superslab.c cuts them (types.h documents
- * them in the enum); slab 0 loses its first page to the header, so the
- * worst slab holds this many bytes of blocks. */
+/* Slab sizes per geometry as superslab.c cuts them for this page size
+ * (test_platform checks them for each page size); slab 0 loses its first
+ * page to the header, so the worst slab holds this many bytes of blocks. */
 static size_t geometry_worst_slab_bytes(unsigned g) {
-  static const size_t slab_bytes[HK_GEOM_COUNT] = {
-      64 * 1024, 512 * 1024, 2 * 1024 * 1024, 64 * 1024};
-  return slab_bytes[g] - HK_SLAB0_DATA_OFFSET;
+  return ((size_t)1 << hk_geometry_shift(g)) - hk_superslab_data_offset();
 }
 
 START_TEST(test_table_shape) {
