@@ -176,6 +176,7 @@ C
     echo '#include <stdio.h>'
     echo 'int main(void) { long s = 0;'
     for u in $(seq 1 12); do echo "  s += unit$u(1000);"; done
+    # shellcheck disable=SC2028 # the \n is C's, for the program
     echo '  printf("%ld\n", s); return 0; }'
   } >"$src/main.c"
   cat >"$src/cxx.cc" <<'CXX'

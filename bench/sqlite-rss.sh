@@ -59,7 +59,7 @@ trap 'rm -rf "$tmp"' EXIT
   echo "SELECT * FROM t WHERE city = 'city5' ORDER BY score DESC LIMIT 3;"
 } >"$tmp/load.sql"
 
-for r in $(seq 1 "$rounds"); do
+for _ in $(seq 1 "$rounds"); do
   for i in "${!names[@]}"; do
     rm -f "$tmp/db"
     if [ -n "${libs[$i]}" ]; then pre=${libs[$i]}; else pre=; fi
