@@ -643,9 +643,10 @@ struct remote_batch {
 };
 static __thread struct remote_batch batches[HK_CLASS_COUNT]
     __attribute__((tls_model("initial-exec")));
-/* Bit c set: batches[c] holds blocks. */
-static __thread uint64_t batched __attribute__((tls_model("initial-exec")));
-_Static_assert(HK_CLASS_COUNT <= 64, "one bit of `batched` per class");
+/* Bit c % 64 of word c / 64 set: batches[c] holds blocks. */
+#define HK_BATCH_WORDS ((HK_CLASS_COUNT + 63) / 64)
+static __thread uint64_t batched[HK_BATCH_WORDS]
+    __attribute__((tls_model("initial-exec")));
 /* Set once the thread's heap was given back at its exit: a free made by
  * a later thread-exit destructor must not attach another heap, which no
  * destructor would be left to give back. */
@@ -666,13 +667,14 @@ static void flush_class(unsigned cls) {
   struct remote_batch *b = &batches[cls];
   struct hk_slab *s = b->slab;
   b->slab = NULL;
-  batched &= ~((uint64_t)1 << cls);
+  batched[cls / 64] &= ~((uint64_t)1 << (cls % 64));
   push(s, b->first, b->last, b->n);
 }
 
 void hk_remote_flush(void) {
-  while (batched)
-    flush_class((unsigned)__builtin_ctzll(batched));
+  for (unsigned w = 0; w < HK_BATCH_WORDS; w++)
+    while (batched[w])
+      flush_class(w * 64 + (unsigned)__builtin_ctzll(batched[w]));
 }
 
 void hk_free_remote(struct hk_slab *s, unsigned i) {
@@ -708,7 +710,7 @@ void hk_free_remote(struct hk_slab *s, unsigned i) {
   b->slab = s;
   b->first = b->last = (uint16_t)i;
   b->n = 1;
-  batched |= (uint64_t)1 << cls;
+  batched[cls / 64] |= (uint64_t)1 << (cls % 64);
 }
 
 // ---------------------------------------------------------------------------

@@ -19,7 +19,6 @@
  * them and one freed block's pages can serve the next request of another
  * size; untouched pages cost address space only. */
 #define HK_CHUNK_MIN_PAGES (((size_t)64 << 20) >> hk_page_shift())
-#define HK_REGION_PAGES (HK_REGION_SIZE >> hk_page_shift())
 
 _Static_assert(sizeof(struct hk_extent) == 64, "one cache line per record");
 
@@ -557,12 +556,14 @@ struct hk_large_chunk *hk_chunk_create(size_t pages, size_t align,
   if (pages > HK_PAGE_LEN_MASK || slack > HK_PAGE_LEN_MASK - pages)
     return NULL;
   size_t want = pages + slack;
-  /* The usual size, or, when the OS refuses that much address space,
-   * just what the request needs. */
-  size_t n = want + header_pages(want + HK_REGION_PAGES);
-  n = (n + HK_REGION_PAGES - 1) & ~(size_t)(HK_REGION_PAGES - 1);
+  /* The usual size, or, when the OS refuses that much address space (or
+   * the block needs more), just what the request needs: its pages and
+   * the header, not rounded up to a region, since under RLIMIT_AS every
+   * page of address space kept beyond the block is one less for the
+   * program. */
+  size_t n = want + header_pages(want);
   while (n - header_pages(n) < want)
-    n += HK_REGION_PAGES;
+    n++;
   if (n > HK_PAGE_LEN_MASK)
     return NULL;
   struct hk_large_chunk *c = NULL;

@@ -218,13 +218,13 @@ void hk_options_init(void) {
   o.huge_pages = (int)num[K_HUGE_PAGES];
   o.heap_empty_slabs = (unsigned)size[K_THREAD_CACHE_SLABS];
   o.empty_superslabs = 2;
-  /* Diet keeps no spare slabs or SuperSlabs, purges at once and keeps a
-   * quarter of the large cache. */
+  /* Diet keeps no spare slabs or SuperSlabs and purges at once. A purge
+   * delay of 0 also leaves the large cache nothing to keep (every freed
+   * extent is purged as its free returns), so its size is left alone. */
   if (o.mem_diet) {
     o.heap_empty_slabs = 0;
     o.empty_superslabs = 0;
     o.purge_delay_ms = 0;
-    o.large_cache_bytes /= 4;
     if (o.huge_pages == HK_HUGE_AUTO)
       o.huge_pages = HK_HUGE_NEVER;
   }

@@ -125,6 +125,26 @@ static int whole_pages(uintptr_t addr, size_t size) {
 // ---------------------------------------------------------------------------
 // Calls
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000 /* Linux 4.17; older headers lack it */
+#endif
+
+static void *map_anon(void *hint, size_t size, int flags) {
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | flags, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* Address space is what a tight RLIMIT_AS runs out of, so an aligned
+ * mapping asks for no more than it keeps whenever it can: first `size`
+ * exactly, kept if the kernel happened to align it; else the aligned
+ * places just below and just above where the kernel put it, asked for by
+ * address (top-down placement leaves the one below free as a rule), never
+ * taking over a mapping (MAP_FIXED_NOREPLACE; a kernel older than 4.17
+ * takes the address as a hint, and a mapping it puts elsewhere is given
+ * back). Only then the classic over-map by align - page, trimmed at both
+ * ends: the largest span needed at any one time is size + align - page,
+ * and what stays mapped is `size`. */
 void *hk_os_map_aligned(size_t size, size_t align) {
   if (!whole_pages(align, size) || align == 0 || (align & (align - 1))) {
     errno = ENOMEM;
@@ -132,21 +152,44 @@ void *hk_os_map_aligned(size_t size, size_t align) {
   }
   atomic_store_explicit(&mapped_any, 1, memory_order_relaxed);
   int saved = errno;
-  /* Over-map by the alignment and trim both ends: the kernel gives no
-   * alignment guarantee beyond a page. */
-  size_t span = size + align;
+  uintptr_t mask = (uintptr_t)align - 1;
+  void *raw = map_anon(NULL, size, 0);
+  if (raw && ((uintptr_t)raw & mask) == 0) {
+    errno = saved;
+    return raw;
+  }
+  if (!raw) {
+    errno = ENOMEM; /* a larger span would be refused too */
+    return NULL;
+  }
+  {
+    uintptr_t below = (uintptr_t)raw & ~mask;
+    uintptr_t tries[2] = {below, below + align};
+    (void)munmap(raw, size);
+    for (int i = 0; i < 2; i++) {
+      if (tries[i] == 0 || tries[i] + size < tries[i])
+        continue;
+      void *p = map_anon((void *)tries[i], size, MAP_FIXED_NOREPLACE);
+      if (p == (void *)tries[i]) {
+        errno = saved;
+        return p;
+      }
+      if (p)
+        (void)munmap(p, size);
+    }
+  }
+  size_t span = size + align - hk_page_size();
   if (span < size) {
     errno = ENOMEM;
     return NULL;
   }
-  void *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (raw == MAP_FAILED) {
+  raw = map_anon(NULL, span, 0);
+  if (!raw) {
     errno = ENOMEM;
     return NULL;
   }
   uintptr_t start = (uintptr_t)raw;
-  uintptr_t aligned = (start + align - 1) & ~(uintptr_t)(align - 1);
+  uintptr_t aligned = (start + mask) & ~mask;
   size_t head = aligned - start;
   size_t tail = span - head - size;
   /* Trimming the ends of a fresh mapping splits nothing, unless the kernel
