@@ -90,10 +90,16 @@ struct hk_segment *hk_region_lookup_high(uintptr_t addr) {
       memory_order_acquire);
 }
 
+/* The regions [base, base + size) touches; counted, not compared with
+ * base + size, which wraps to 0 at the top of a 64-bit space. A mapping
+ * that ends inside a region (a large chunk made for one block under
+ * RLIMIT_AS) has that region too. */
+static size_t regions_of(size_t size) {
+  return (size >> HK_REGION_SHIFT) + ((size & HK_REGION_MASK) != 0);
+}
+
 int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg) {
-  /* Counted in regions, not compared with base + size: at the top of a
-   * 64-bit space that sum wraps to 0. */
-  size_t n = size >> HK_REGION_SHIFT;
+  size_t n = regions_of(size);
   for (size_t i = 0; i < n; i++) {
     uintptr_t region = (base >> HK_REGION_SHIFT) + i;
     /* Outside the address range we can describe, or out of memory: undo
@@ -110,7 +116,7 @@ int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg) {
 }
 
 void hk_region_unregister(uintptr_t base, size_t size) {
-  size_t n = size >> HK_REGION_SHIFT;
+  size_t n = regions_of(size);
   for (size_t i = 0; i < n; i++) {
     uintptr_t region = (base >> HK_REGION_SHIFT) + i;
     struct hk_region_leaf *leaf = leaf_for(region, 0);

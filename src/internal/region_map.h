@@ -69,7 +69,8 @@ static inline struct hk_segment *hk_region_lookup(uintptr_t addr) {
  * never fewer than the static table covers. */
 unsigned hk_region_bits(void);
 
-/* Registers [base, base+size) (both region-aligned) as owned by `seg`.
+/* Registers [base, base+size) as owned by `seg`: base is region-aligned;
+ * a size that ends inside a region takes that whole region.
  * Returns 0, or ENOMEM when a table could not be mapped or the range goes
  * beyond 2^hk_region_bits(). */
 int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg);

@@ -119,6 +119,32 @@ START_TEST(test_three_regions_register_unregister) {
 }
 END_TEST
 
+/* A mapping that ends inside a region (the large tier's chunk for one
+ * block under RLIMIT_AS: the block plus its header) owns that region too:
+ * counting only whole regions lost a 1 MiB chunk's only one, and every
+ * free() into it was "invalid pointer". */
+START_TEST(test_partial_last_region_is_registered) {
+  const size_t size = HK_REGION_SIZE + (1u << 20) + 8192;
+  char *base = hk_os_map_aligned(2 * HK_REGION_SIZE, HK_REGION_SIZE);
+  ck_assert_ptr_nonnull(base);
+  uintptr_t b = (uintptr_t)base;
+  ck_assert_int_eq(hk_region_register(b, size, &fake_seg), 0);
+  ck_assert_ptr_eq(hk_region_lookup(b), &fake_seg);
+  ck_assert_ptr_eq(hk_region_lookup(b + size - 1), &fake_seg);
+  ck_assert_ptr_null(hk_region_lookup(b + 2 * REGION));
+  hk_region_unregister(b, size);
+  ck_assert_ptr_null(hk_region_lookup(b + size - 1));
+  ck_assert_ptr_null(hk_region_lookup(b));
+  /* Less than one region: one region. */
+  ck_assert_int_eq(hk_region_register(b, (1u << 20) + 8192, &fake_seg), 0);
+  ck_assert_ptr_eq(hk_region_lookup(b + (1u << 20)), &fake_seg);
+  ck_assert_ptr_null(hk_region_lookup(b + REGION));
+  hk_region_unregister(b, (1u << 20) + 8192);
+  ck_assert_ptr_null(hk_region_lookup(b));
+  hk_os_unmap(base, 2 * HK_REGION_SIZE);
+}
+END_TEST
+
 START_TEST(test_neighbours_keep_their_owner) {
   /* Two segments side by side: the edge between them must not blur, and
    * forgetting one must not forget the other. */
@@ -300,6 +326,7 @@ static Suite *region_map_suite(void) {
   tcase_add_test(tc, test_unowned_addresses_are_null);
   tcase_add_test(tc, test_single_region_edges);
   tcase_add_test(tc, test_three_regions_register_unregister);
+  tcase_add_test(tc, test_partial_last_region_is_registered);
   tcase_add_test(tc, test_neighbours_keep_their_owner);
   tcase_add_test(tc, test_range_across_leaf_boundary);
   tcase_add_test(tc, test_top_of_address_space);
