@@ -13,13 +13,13 @@ extern "C" {
 #endif
 
 #define HAKMEM_VERSION_MAJOR 0
-#define HAKMEM_VERSION_MINOR 1
+#define HAKMEM_VERSION_MINOR 2
 #define HAKMEM_VERSION_PATCH 0
 
 /* (major << 16) | (minor << 8) | patch of the library actually loaded. */
 unsigned hakmem_version(void);
 
-/* "0.1.0" */
+/* "0.2.0" */
 const char *hakmem_version_string(void);
 
 /* A snapshot of the allocator's process-wide counters. */

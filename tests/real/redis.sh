@@ -49,10 +49,17 @@ server=$(command -v "$server")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-redis.XXXXXX")
 pid=
+timer=
 cleanup() {
-    # Only the server this script started, by its pid.
+    # Only this shell: a child forked for a background command (the timer)
+    # and killed before it has exec'd would run the trap too.
+    [ "$BASHPID" = "$$" ] || return 0
+    # Only the server and the timer this script started, by their PIDs.
     if [ -n "$pid" ]; then
         kill -9 "$pid" 2>/dev/null || true
+    fi
+    if [ -n "$timer" ]; then
+        kill "$timer" 2>/dev/null || true
     fi
     rm -rf "$tmp"
 }
@@ -125,21 +132,24 @@ stop() {
         printf '%s\n' "$line" >>"$tmp/$name.log"
     done || true
     # The log can end a moment before the server has finished exiting, so
-    # wait for it, with a watchdog that kills a server that never exits
-    # (reported as 124, like timeout(1)).
-    ( sleep "$limit"; kill -9 "$pid" ) </dev/null >/dev/null 2>&1 &
-    local watchdog=$!
-    wait "$pid" || rc=$?
-    if kill -0 "$watchdog" 2>/dev/null; then
-        # Its sleep must not outlive the test (it would hold no pipe, but
-        # it would linger).
-        pkill -P "$watchdog" sleep 2>/dev/null || true
-        kill "$watchdog" 2>/dev/null || true
-        wait "$watchdog" 2>/dev/null || true
+    # wait for it, bounded by a timer started beside it: whichever of the
+    # two ends first (bash's wait -n -p). A server that never exits is
+    # killed and reported as 124, like timeout(1). Both are children of
+    # this shell and are ended by their PIDs: no sleep is left behind,
+    # whatever happens (cleanup ends the timer too).
+    sleep "$limit" >/dev/null 2>&1 &
+    timer=$!
+    local first=
+    wait -n -p first "$pid" "$timer" || rc=$?
+    if [ "$first" = "$pid" ]; then
+        kill "$timer" 2>/dev/null || true
+        wait "$timer" 2>/dev/null || true
     else
-        wait "$watchdog" 2>/dev/null || true
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
         rc=124
     fi
+    timer=
     exec 3<&-
     pid=
     return "$rc"
