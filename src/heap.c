@@ -85,6 +85,11 @@ static int slab_has_blocks(struct hk_slab *s) {
 // ---------------------------------------------------------------------------
 // The empty slabs a heap keeps. The owner takes its lock once per slab it
 // keeps or reuses; another thread only tries it, and skips a busy heap.
+// The owner only tries it too when it keeps or reuses a slab, and makes
+// do without its kept slabs when the lock is busy: the lock may be held by
+// the very code a signal handler interrupted (a handler that forks, whose
+// child then allocates), which would never let go while the handler spun.
+// Only thread exit, which no handler interrupts, waits for it.
 
 static void empty_lock(struct hk_heap *h) {
   while (atomic_exchange_explicit(&h->empty_lock, 1, memory_order_acquire))
@@ -347,14 +352,16 @@ static void heap_release_slab(struct hk_heap *h, struct hk_slab *s) {
     /* Neither the pool nor purge_kept reads this until the slab is
      * released or kept, which the lock below publishes. */
     *slab_released_ms(s) = hk_os_now_ms();
-    empty_lock(h);
-    int keep = h->empty_count[g] < hk_options.heap_empty_slabs;
-    if (keep) {
-      s->next = h->empty[g];
-      h->empty[g] = s;
-      h->empty_count[g]++;
+    int keep = 0;
+    if (empty_trylock(h)) {
+      keep = h->empty_count[g] < hk_options.heap_empty_slabs;
+      if (keep) {
+        s->next = h->empty[g];
+        h->empty[g] = s;
+        h->empty_count[g]++;
+      }
+      empty_unlock(h);
     }
-    empty_unlock(h);
     if (keep) {
       if (!atomic_load_explicit(&kept_pending, memory_order_relaxed))
         atomic_store_explicit(&kept_pending, 1, memory_order_relaxed);
@@ -376,7 +383,8 @@ static int give_back_address_space(void) {
 }
 
 static struct hk_slab *kept_pop(struct hk_heap *h, unsigned g) {
-  empty_lock(h);
+  if (!empty_trylock(h))
+    return NULL;
   struct hk_slab *s = h->empty[g];
   if (s) {
     h->empty[g] = s->next;

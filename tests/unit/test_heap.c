@@ -1155,6 +1155,31 @@ START_TEST(test_timed_purge_spares_mostly_full_slab) {
 }
 END_TEST
 
+/* A signal handler that interrupts the heap while it holds its kept-slab
+ * lock, and allocates (a handler that forks, and its child), must not wait
+ * for the lock the interrupted code holds: the heap then does without its
+ * kept slabs. Here the lock is held as the interrupted code would hold it;
+ * before, the first malloc below spun forever (fork_signal's child hung
+ * now and then the same way). */
+START_TEST(test_heap_does_without_kept_slabs_while_their_lock_is_held) {
+  static void *p[64];
+  hk_api_free(hk_api_malloc(16)); /* a heap of its own */
+  struct hk_heap *h = hk_tls_heap;
+  atomic_store(&h->empty_lock, 1);
+  /* A class of its own: a fresh slab, and then an emptied one. */
+  for (size_t i = 0; i < 64; i++) {
+    p[i] = hk_api_malloc(2600);
+    ck_assert_ptr_nonnull(p[i]);
+    memset(p[i], 0x5a, 2600);
+  }
+  for (size_t i = 0; i < 64; i++)
+    hk_api_free(p[i]);
+  hk_api_free(hk_api_malloc(2600));
+  ck_assert_uint_eq(atomic_load(&h->empty_lock), 1);
+  atomic_store(&h->empty_lock, 0);
+}
+END_TEST
+
 START_TEST(test_hardened_keeps_freed_pages) {
   /* Freed blocks carry the fill, which reuse checks: their pages stay. */
   knob("HAKMEM_HARDENED", "1");
@@ -1197,6 +1222,12 @@ static Suite *heap_suite(void) {
   tcase_add_test(footprint, test_mem_diet_purges_free_pages_at_once);
   tcase_add_test(footprint, test_hardened_keeps_freed_pages);
   tcase_add_test(footprint, test_timed_purge_spares_mostly_full_slab);
+  /* A hang is the failure: not the default five minutes to see it. */
+  TCase *reentry = tcase_create("reentry");
+  tcase_set_timeout(reentry, 30);
+  tcase_add_test(reentry,
+                 test_heap_does_without_kept_slabs_while_their_lock_is_held);
+  suite_add_tcase(s, reentry);
   suite_add_tcase(s, footprint);
 
   TCase *misuse = tcase_create("misuse");
