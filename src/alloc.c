@@ -50,32 +50,44 @@ static void *alloc_aligned(size_t size, size_t align) {
   return hk_large_alloc(size, align, 0);
 }
 
-/* free() of a pointer the inline lookup did not find: above 2^48 (see
- * hk_region_lookup_low), or not ours. `fn` comes first so that free()
- * keeps `p` where its fast path wants it (one move fewer per free). */
-static __attribute__((noinline)) void free_unlisted(const char *fn, void *p) {
-  struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
-  if (seg == NULL)
-    hk_report_misuse(fn, "invalid pointer", p);
-  else if (seg->kind == HK_SEG_SUPERSLAB)
-    hk_small_free((struct hk_superslab *)seg, p, fn);
-  else
-    hk_large_free((struct hk_large_chunk *)seg, p, fn);
-}
-
-static inline __attribute__((always_inline)) void free_ptr(void *p,
-                                                         const char *fn) {
-  uintptr_t a = (uintptr_t)p;
-  struct hk_segment *seg = hk_region_lookup_low(a);
-  if (__builtin_expect(seg != NULL && seg->kind == HK_SEG_SUPERSLAB, 1)) {
-    hk_small_free((struct hk_superslab *)seg, p, fn);
+/* free() of a pointer whose region entry (from the map's fast levels) is
+ * `entry`: a SuperSlab's carries its slab shift, a large chunk's none. */
+static inline __attribute__((always_inline)) void
+free_entry(uintptr_t entry, void *p, const char *fn) {
+  unsigned shift = (unsigned)(entry & HK_REGION_TAG_MASK);
+  if (__builtin_expect(shift != 0, 1)) {
+    hk_small_free((struct hk_superslab *)(entry - shift), shift, p, fn);
     return;
   }
-  if (seg == NULL) {
+  hk_large_free((struct hk_large_chunk *)entry, p, fn);
+}
+
+/* free() of a pointer the inline lookup did not find: above 2^48 (see
+ * hk_region_entry_low), or not ours. `fn` comes first so that free()
+ * keeps `p` where its fast path wants it (one move fewer per free). */
+static __attribute__((noinline)) void free_unlisted(const char *fn, void *p) {
+  uintptr_t entry = hk_region_entry((uintptr_t)p);
+  if (entry == 0)
+    hk_report_misuse(fn, "invalid pointer", p);
+  else
+    free_entry(entry, p, fn);
+}
+
+/* One test on the fast path: an entry with a slab shift is a SuperSlab's;
+ * only then is a 0 (not ours, or above 2^48) told from a large chunk. */
+static inline __attribute__((always_inline)) void free_ptr(void *p,
+                                                         const char *fn) {
+  uintptr_t entry = hk_region_entry_low((uintptr_t)p);
+  unsigned shift = (unsigned)(entry & HK_REGION_TAG_MASK);
+  if (__builtin_expect(shift != 0, 1)) {
+    hk_small_free((struct hk_superslab *)(entry - shift), shift, p, fn);
+    return;
+  }
+  if (entry == 0) {
     free_unlisted(fn, p);
     return;
   }
-  hk_large_free((struct hk_large_chunk *)seg, p, fn);
+  hk_large_free((struct hk_large_chunk *)entry, p, fn);
 }
 
 /* Usable size of a block we own; 0 after reporting misuse for `fn`. */
@@ -88,7 +100,8 @@ static size_t usable_size(const void *p, const char *fn) {
   }
   if (seg->kind == HK_SEG_SUPERSLAB) {
     unsigned i;
-    struct hk_slab *s = hk_small_locate((struct hk_superslab *)seg, a, fn, &i);
+    struct hk_superslab *ss = (struct hk_superslab *)seg;
+    struct hk_slab *s = hk_small_locate(ss, ss->slab_shift, a, fn, &i);
     if (!s)
       return 0;
     /* A freed block (or one never handed out) is not the program's to

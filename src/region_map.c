@@ -81,10 +81,10 @@ static struct hk_region_leaf *leaf_for(uintptr_t region, int create) {
                   sizeof(struct hk_region_leaf), create);
 }
 
-struct hk_segment *hk_region_lookup_high(uintptr_t addr) {
+uintptr_t hk_region_entry_high(uintptr_t addr) {
   struct hk_region_leaf *leaf = leaf_for(addr >> HK_REGION_SHIFT, 0);
   if (!leaf)
-    return NULL;
+    return 0;
   return atomic_load_explicit(
       &leaf->entry[(addr >> HK_REGION_SHIFT) & LEAF_MASK],
       memory_order_acquire);
@@ -98,7 +98,11 @@ static size_t regions_of(size_t size) {
   return (size >> HK_REGION_SHIFT) + ((size & HK_REGION_MASK) != 0);
 }
 
-int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg) {
+int hk_region_register_tagged(uintptr_t base, size_t size,
+                              struct hk_segment *seg, unsigned tag) {
+  if (((uintptr_t)seg & HK_REGION_TAG_MASK) || tag > HK_REGION_TAG_MASK)
+    return EINVAL;
+  uintptr_t entry = (uintptr_t)seg | tag;
   size_t n = regions_of(size);
   for (size_t i = 0; i < n; i++) {
     uintptr_t region = (base >> HK_REGION_SHIFT) + i;
@@ -109,7 +113,7 @@ int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg) {
       hk_region_unregister(base, i << HK_REGION_SHIFT);
       return ENOMEM;
     }
-    atomic_store_explicit(&leaf->entry[region & LEAF_MASK], seg,
+    atomic_store_explicit(&leaf->entry[region & LEAF_MASK], entry,
                           memory_order_release);
   }
   return 0;
@@ -121,7 +125,7 @@ void hk_region_unregister(uintptr_t base, size_t size) {
     uintptr_t region = (base >> HK_REGION_SHIFT) + i;
     struct hk_region_leaf *leaf = leaf_for(region, 0);
     if (leaf)
-      atomic_store_explicit(&leaf->entry[region & LEAF_MASK], NULL,
+      atomic_store_explicit(&leaf->entry[region & LEAF_MASK], 0,
                             memory_order_release);
   }
 }

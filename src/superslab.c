@@ -278,12 +278,11 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
   ss->slab_shift = (uint8_t)hk_geometry_shift(geometry);
   ss->slab_count = (uint16_t)hk_geometry_slabs(geometry);
   ss->free_mask = all_slabs_mask(ss);
-  for (unsigned g = 0; g < HK_REGION_SIZE >> HK_GRANULE_SHIFT; g++)
-    ss->slab_index_of[g] = (uint8_t)(g >> (ss->slab_shift - HK_GRANULE_SHIFT));
   /* A solo slab registers its whole 2 MiB region although it maps only
    * its slab: an address in the unmapped rest resolves to this header, finds
    * an unused slab there, and is reported as not ours. */
-  if (hk_region_register((uintptr_t)ss, HK_REGION_SIZE, &ss->seg) != 0) {
+  if (hk_region_register_tagged((uintptr_t)ss, HK_REGION_SIZE, &ss->seg,
+                                ss->slab_shift) != 0) {
     hk_os_unmap(ss, size);
     hk_os_unmap(meta, meta_size(geometry));
     errno = ENOMEM;

@@ -133,10 +133,14 @@ static inline void *hk_small_alloc(unsigned cls) {
  * otherwise. (Whether the block is out with the program is told by its
  * link, see hk_small_free.) */
 static inline struct hk_slab *hk_small_locate(struct hk_superslab *ss,
-                                              uintptr_t a, const char *fn,
+                                              unsigned slab_shift, uintptr_t a,
+                                              const char *fn,
                                               unsigned *index) {
-  uintptr_t in_ss = a & HK_REGION_MASK;
-  struct hk_slab *s = ss->slabs + ss->slab_index_of[in_ss >> HK_GRANULE_SHIFT];
+  /* slab_shift is the region map's copy of ss->slab_shift, so the header
+   * line is not waited for. An address in the unmapped rest of a solo
+   * slab's region lands on one of the header's unused slabs, whose zero
+   * div_magic fails the test below. */
+  struct hk_slab *s = ss->slabs + ((a & HK_REGION_MASK) >> slab_shift);
   /* One base for every field of s below (else the compiler keeps two). */
   __asm__("" : "+r"(s));
   /* An address below the first block wraps around to near 2^32, whose
@@ -166,9 +170,10 @@ static inline void hk_free_local(struct hk_slab *s, unsigned i) {
 
 /* Always inlined: a call would cost free() more than the body saves. */
 static inline __attribute__((always_inline)) void
-hk_small_free(struct hk_superslab *ss, void *p, const char *fn) {
+hk_small_free(struct hk_superslab *ss, unsigned slab_shift, void *p,
+              const char *fn) {
   unsigned i;
-  struct hk_slab *s = hk_small_locate(ss, (uintptr_t)p, fn, &i);
+  struct hk_slab *s = hk_small_locate(ss, slab_shift, (uintptr_t)p, fn, &i);
   if (__builtin_expect(s == NULL, 0))
     return;
   /* Only a block out with the program has a LIVE link: this one test

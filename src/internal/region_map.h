@@ -27,8 +27,15 @@
 /* The bits of address the two lower levels cover: 48. */
 #define HK_MAP_LOW_BITS (HK_REGION_SHIFT + HK_MAP_LEAF_BITS + HK_MAP_MID_BITS)
 
+/* A region's entry: the address of the segment that owns it, which is
+ * aligned to 64 bytes at least, with the slab shift of a SuperSlab in the
+ * low bits (0 for a large chunk). free() finds a block's slab from the
+ * entry alone, without first reading the SuperSlab's header: one load
+ * fewer on the chain of dependent loads every free waits for. */
+#define HK_REGION_TAG_MASK ((uintptr_t)0x3f)
+
 struct hk_region_leaf {
-  _Atomic(struct hk_segment *) entry[1u << HK_MAP_LEAF_BITS];
+  _Atomic uintptr_t entry[1u << HK_MAP_LEAF_BITS];
 };
 
 struct hk_region_mid {
@@ -38,14 +45,14 @@ struct hk_region_mid {
 /* The table for addresses below 2^HK_MAP_LOW_BITS. */
 extern struct hk_region_mid hk_region_low;
 
-/* hk_region_lookup for an address at or above 2^HK_MAP_LOW_BITS. */
-struct hk_segment *hk_region_lookup_high(uintptr_t addr);
+/* hk_region_entry for an address at or above 2^HK_MAP_LOW_BITS. */
+uintptr_t hk_region_entry_high(uintptr_t addr);
 
-/* The segment owning the region that contains `addr` if `addr` is below
- * 2^HK_MAP_LOW_BITS, else NULL, ours or not: a NULL from it is final only
- * once hk_region_lookup agrees. For free(), whose fast path must not keep
+/* The entry of the region that contains `addr` if `addr` is below
+ * 2^HK_MAP_LOW_BITS, else 0, ours or not: a 0 from it is final only once
+ * hk_region_entry agrees. For free(), whose fast path must not keep
  * registers for a call it almost never makes. */
-static inline struct hk_segment *hk_region_lookup_low(uintptr_t addr) {
+static inline uintptr_t hk_region_entry_low(uintptr_t addr) {
   uintptr_t region = addr >> HK_REGION_SHIFT;
   if (__builtin_expect(region >> (HK_MAP_MID_BITS + HK_MAP_LEAF_BITS), 0))
     return 0;
@@ -58,11 +65,20 @@ static inline struct hk_segment *hk_region_lookup_low(uintptr_t addr) {
       memory_order_acquire);
 }
 
+/* The entry of the region that contains `addr`, 0 if it is not ours. */
+static inline uintptr_t hk_region_entry(uintptr_t addr) {
+  if (__builtin_expect(addr >> HK_MAP_LOW_BITS, 0))
+    return hk_region_entry_high(addr);
+  return hk_region_entry_low(addr);
+}
+
+static inline struct hk_segment *hk_region_segment(uintptr_t entry) {
+  return (struct hk_segment *)(entry & ~HK_REGION_TAG_MASK);
+}
+
 /* The segment owning the region that contains `addr`, or NULL. */
 static inline struct hk_segment *hk_region_lookup(uintptr_t addr) {
-  if (__builtin_expect(addr >> HK_MAP_LOW_BITS, 0))
-    return hk_region_lookup_high(addr);
-  return hk_region_lookup_low(addr);
+  return hk_region_segment(hk_region_entry(addr));
 }
 
 /* How many bits of address the map describes: those of the platform, and
@@ -71,9 +87,16 @@ unsigned hk_region_bits(void);
 
 /* Registers [base, base+size) as owned by `seg`: base is region-aligned;
  * a size that ends inside a region takes that whole region.
- * Returns 0, or ENOMEM when a table could not be mapped or the range goes
- * beyond 2^hk_region_bits(). */
-int hk_region_register(uintptr_t base, size_t size, struct hk_segment *seg);
+ * `tag` (at most HK_REGION_TAG_MASK) goes into the low bits of the entry.
+ * Returns 0, EINVAL for a segment not aligned to 64 bytes, or ENOMEM when
+ * a table could not be mapped or the range goes beyond 2^hk_region_bits(). */
+int hk_region_register_tagged(uintptr_t base, size_t size,
+                              struct hk_segment *seg, unsigned tag);
+
+static inline int hk_region_register(uintptr_t base, size_t size,
+                                     struct hk_segment *seg) {
+  return hk_region_register_tagged(base, size, seg, 0);
+}
 
 /* Forgets [base, base+size); call before unmapping it. */
 void hk_region_unregister(uintptr_t base, size_t size);

@@ -177,10 +177,6 @@ struct hk_superslab {
    * with the advice withdrawn, before its first decommit (see
    * hk_superslab_decommit). */
   _Atomic uint8_t huge;
-  /* The slab covering each 64 KiB of the region, whatever the geometry:
-   * free() finds a block's slab with a shift and a load from the line it
-   * has just read the kind from. */
-  uint8_t slab_index_of[HK_REGION_SIZE >> HK_GRANULE_SHIFT];
   struct hk_superslab *pool_next, *pool_prev;   /* partial list */
   struct hk_superslab *dirty_next, *dirty_prev; /* purge list */
   struct hk_superslab *all_next, *all_prev;     /* every mapped one */

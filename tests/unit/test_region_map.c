@@ -36,7 +36,9 @@ static uintptr_t address_limit(void) {
   return (uintptr_t)1 << hk_region_bits();
 }
 
-static struct hk_segment fake_seg = {.kind = HK_SEG_SUPERSLAB};
+/* Aligned like a real segment: the map keeps a tag in the low bits. */
+static struct hk_segment fake_seg __attribute__((aligned(64))) = {
+    .kind = HK_SEG_SUPERSLAB};
 static struct hk_segment other_seg = {.kind = HK_SEG_LARGE};
 static int global_object;
 

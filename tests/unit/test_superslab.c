@@ -367,7 +367,7 @@ START_TEST(test_carve_whole_slab) {
               a + s->block_size > end || i >= s->capacity || seen[i]++)
             ck_abort_msg("class %u: block at %#lx misplaced or repeated", cls,
                          (unsigned long)a);
-          if (hk_small_locate(ss, a, "test", &got) != s || got != i)
+          if (hk_small_locate(ss, ss->slab_shift, a, "test", &got) != s || got != i)
             ck_abort_msg("class %u: block %lu not located", cls,
                          (unsigned long)i);
           ck_assert_uint_eq(hk_link_get(s, order[k]), HK_LINK_LIVE);
