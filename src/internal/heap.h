@@ -55,7 +55,15 @@ struct hk_heap {
  * slabs are all abandoned or released when it exits, before another
  * thread can be given the same pointer. */
 static inline uintptr_t hk_thread_token(void) {
+#if defined(__powerpc64__)
+  /* GCC 12 has no __builtin_thread_pointer for POWER; its ABIs keep the
+   * thread pointer in r13. */
+  uintptr_t tp;
+  __asm__("mr %0, 13" : "=r"(tp));
+  return tp;
+#else
   return (uintptr_t)__builtin_thread_pointer();
+#endif
 }
 
 /* What the slabs of the calling thread hold in their owner field: its
