@@ -247,7 +247,7 @@ tagged=$(cut -f1 "$tmp/env7" | grep -c '^HAKMEM_')
 macros=$(grep -oE '^#define HAKMEM_[A-Z0-9_]+' "$header" | cut -d' ' -f2)
 for v in $(grep -oE 'HAKMEM_[A-Z][A-Z0-9_]*' "$tmp/page7" | sort -u); do
     is_knob "${v#HAKMEM_}" && continue
-    printf '%s\n' "$macros" | grep -qx -- "$v" && continue
+    grep -qx -- "$v" <<<"$macros" && continue
     problems+=("names $v, which is neither in knobs.def nor a macro of hakmem.h")
 done
 if [ ${#problems[@]} -eq 0 ]; then
@@ -268,7 +268,7 @@ for i in "${!ids[@]}"; do
     shown=$(shown_default "$def")
     if [ -z "$opt" ]; then
         # No option: the -e entry must name it.
-        if printf '%s\n' "$env_entry" | grep -qw -- "$id"; then
+        if grep -qw -- "$id" <<<"$env_entry"; then
             ok "hakmem-run.1: $id through -e"
         else
             not_ok "hakmem-run.1: $id through -e"
@@ -281,10 +281,10 @@ for i in "${!ids[@]}"; do
     if [ "$count" -ne 1 ]; then
         not_ok "hakmem-run.1: $opt"
         echo "# OPTIONS has $count entries for $opt"
-    elif ! printf '%s\n' "$entry" | grep -qE "HAKMEM_$id([^A-Z0-9_]|\$)"; then
+    elif ! grep -qE "HAKMEM_$id([^A-Z0-9_]|\$)" <<<"$entry"; then
         not_ok "hakmem-run.1: $opt"
         echo "# the entry does not name HAKMEM_$id: $entry"
-    elif ! printf '%s\n' "$entry" | grep -qF "(default $shown"; then
+    elif ! grep -qF "(default $shown" <<<"$entry"; then
         not_ok "hakmem-run.1: $opt"
         echo "# the entry does not give the default as '(default $shown': $entry"
     else

@@ -10,9 +10,12 @@
  * pattern of frees, never a duration: pages resident (mincore), SuperSlabs
  * mapped and large bytes cached (hakmem_stats_get).
  *
- *   tiny     8 slabs of 64 B blocks, all freed: without the diet their
+ *   tiny     8 slabs of 2 KiB blocks, all freed: without the diet their
  *            thread keeps 4 empty slabs and the pool the others, all
- *            resident; with it every page goes back.
+ *            resident; with it every page goes back. (The tiny geometry's
+ *            64 KiB slabs serve 2 KiB blocks with either tiny backend;
+ *            HAKMEM_TINY_USE_SUPERSLAB=0 unmaps an emptied slab of the
+ *            classes up to 1 KiB at once, diet or not.)
  *   medium   the same with 4 slabs of 8 KiB blocks.
  *   partial  a slab of 1 KiB blocks with all but its first and last block
  *            freed: with the diet its free pages go back on the thread's
@@ -179,7 +182,7 @@ static int probe(const char *name) {
   if (!stats_get)
     return 2;
   if (strcmp(name, "tiny") == 0)
-    probe_slabs(64, 8 * 1024);
+    probe_slabs(2048, 8 * 32);
   else if (strcmp(name, "medium") == 0)
     probe_slabs(8192, 4 * 64);
   else if (strcmp(name, "partial") == 0)

@@ -50,12 +50,13 @@ static const char *advice_of(const void *p) {
 
 /* The child: prints "first=XX later=XX large=XX trimmed=XX". */
 static int child(void) {
-  /* 1 KiB blocks fill SuperSlabs of one geometry; 80 MiB of them takes
-   * the small tiers past the 64 MiB at which auto begins to advise. */
-  enum { N = 80 * 1024 };
+  /* 2000-byte blocks fill SuperSlabs of one geometry with either tiny
+   * backend; 80 MiB of them takes the small tiers past the 64 MiB at
+   * which auto begins to advise. */
+  enum { N = 40 * 1024 };
   static void *blk[N];
   for (int i = 0; i < N; i++) {
-    blk[i] = malloc(1000);
+    blk[i] = malloc(2000);
     memset(blk[i], 1, 16);
   }
   printf("first=%s", advice_of(blk[0]));
@@ -65,7 +66,7 @@ static int child(void) {
   printf(" large=%s", advice_of(big));
   /* Free all but one block of the last SuperSlab's worth: its slabs give
    * their pages back on malloc_trim, and must withdraw the advice. */
-  for (int i = N - 4000; i < N - 1; i++)
+  for (int i = N - 2000; i < N - 1; i++)
     free(blk[i]);
   malloc_trim(0);
   printf(" trimmed=%s\n", advice_of(blk[N - 1]));
