@@ -469,7 +469,8 @@ END_TEST
 
 static struct hk_segment seg_a __attribute__((aligned(64))) = {
     .kind = HK_SEG_SUPERSLAB};
-static struct hk_segment seg_b = {.kind = HK_SEG_LARGE};
+static struct hk_segment seg_b __attribute__((aligned(64))) = {
+    .kind = HK_SEG_LARGE};
 
 START_TEST(test_region_map_high) {
   unsigned bits = address_bits[_i];

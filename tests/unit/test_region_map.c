@@ -39,7 +39,8 @@ static uintptr_t address_limit(void) {
 /* Aligned like a real segment: the map keeps a tag in the low bits. */
 static struct hk_segment fake_seg __attribute__((aligned(64))) = {
     .kind = HK_SEG_SUPERSLAB};
-static struct hk_segment other_seg = {.kind = HK_SEG_LARGE};
+static struct hk_segment other_seg __attribute__((aligned(64))) = {
+    .kind = HK_SEG_LARGE};
 static int global_object;
 
 START_TEST(test_unowned_addresses_are_null) {
