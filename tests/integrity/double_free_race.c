@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -17,14 +18,18 @@ enum { RACES = 20000, SIZE = 64, LIVE = 64 };
 static void *volatile victim;
 static atomic_int go;
 /* The owner (main) waits here, off the CPU, while the two racers spin
- * towards the same instant on the machine's two cores. */
+ * towards the same instant on the machine's two cores. They yield while
+ * they wait for the next round: on a loaded machine (or one with fewer
+ * cores than threads) two spinners would otherwise starve the owner's
+ * turn between rounds, and the test would time out without anything
+ * having gone wrong; both still leave the wait at once when `go` moves. */
 static pthread_barrier_t freed;
 
 static void *racer(void *arg) {
   (void)arg;
   for (int r = 1; r <= RACES; r++) {
     while (atomic_load_explicit(&go, memory_order_acquire) < r)
-      ;
+      sched_yield();
     free(victim);
     pthread_barrier_wait(&freed);
   }
