@@ -26,22 +26,11 @@
 #include <unistd.h>
 
 #include "../integration/preloaded.h"
+#include "child.h"
 
 #define MiB ((size_t)1 << 20)
 
 static const size_t headroom_mib[] = {32, 64, 128};
-
-static size_t vm_size(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  size_t kib = 0;
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, "VmSize:", 7) == 0)
-      kib = strtoull(line + 7, NULL, 10);
-  if (f)
-    fclose(f);
-  return kib << 10;
-}
 
 static void **slots;
 static size_t nslots;

@@ -40,6 +40,7 @@
 
 #include "hakmem.h"
 #include "../integration/preloaded.h"
+#include "child.h"
 
 #define PAGE 4096u
 #define MiB ((size_t)1 << 20)
@@ -199,30 +200,12 @@ static int probe(const char *name) {
 /* Runs probe `name` in a fresh process with the diet on or off; its
  * numbers in v[0..4]. */
 static void run(const char *name, int diet, size_t v[5]) {
-  int fd[2];
-  ck_assert_int_eq(pipe(fd), 0);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    close(fd[1]);
-    setenv("HAKMEM_TINY_MEM_DIET", diet ? "1" : "0", 1);
-    setenv("HAKMEM_PURGE_DELAY", "-1", 1);
-    setenv("DIET_PROBE", name, 1);
-    execl("/proc/self/exe", "diet", (char *)NULL);
-    _exit(127);
-  }
-  close(fd[1]);
-  char buf[128] = {0};
-  ssize_t got = 0, n;
-  while ((n = read(fd[0], buf + got, sizeof buf - 1 - (size_t)got)) > 0)
-    got += n;
-  close(fd[0]);
-  int status;
-  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                "probe %s (diet %d) failed: status %d", name, diet, status);
+  static char probe_env[64];
+  snprintf(probe_env, sizeof probe_env, "DIET_PROBE=%s", name);
+  const char *env[] = {diet ? "HAKMEM_TINY_MEM_DIET=1" : "HAKMEM_TINY_MEM_DIET=0",
+                       "HAKMEM_PURGE_DELAY=-1", probe_env, NULL};
+  char buf[128];
+  run_child(env, NULL, buf, sizeof buf);
   v[0] = v[1] = v[2] = v[3] = v[4] = 0;
   ck_assert_int_ge(sscanf(buf, "%zu %zu %zu %zu %zu", &v[0], &v[1], &v[2],
                           &v[3], &v[4]), 2);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../integration/preloaded.h"
+#include "child.h"
 
 /* "hg", "nh" or "--" for the mapping that holds p. */
 static const char *advice_of(const void *p) {
@@ -74,38 +75,12 @@ static int child(void) {
   return 0;
 }
 
-static char self[4096];
-
-/* Runs the child with the environment variables in `env` added; returns
- * its line. */
+/* Runs the child with the environment variables env1 and env2 (or
+ * NULL) added; returns its line. */
 static const char *run(const char *env1, const char *env2) {
   static char buf[256];
-  int fd[2];
-  ck_assert_int_eq(pipe(fd), 0);
-  pid_t pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    dup2(fd[1], 1);
-    close(fd[0]);
-    if (env1)
-      putenv((char *)env1);
-    if (env2)
-      putenv((char *)env2);
-    execl(self, self, "child", (char *)NULL);
-    _exit(127);
-  }
-  close(fd[1]);
-  ssize_t n = 0, r;
-  while (n < (ssize_t)sizeof buf - 1 &&
-         (r = read(fd[0], buf + n, sizeof buf - 1 - (size_t)n)) > 0)
-    n += r;
-  buf[n] = '\0';
-  close(fd[0]);
-  int status;
-  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                "child failed (status %d): %s", status, buf);
-  return buf;
+  const char *env[] = {env1, env2, NULL};
+  return run_child(env, "child", buf, sizeof buf);
 }
 
 /* Each case: the knobs, and what the child must see. */
@@ -145,10 +120,6 @@ int main(int argc, char **argv) {
     printf("1..0 # SKIP kernel without transparent huge pages\n");
     return 0;
   }
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0)
-    return 1;
-  self[n] = '\0';
   Suite *s = suite_create("huge_pages");
   TCase *tc = tcase_create("advice");
   tcase_set_timeout(tc, 60);
