@@ -89,6 +89,7 @@ struct hk_large_chunk {
   uint32_t first_page;   /* first page after the header and its guard */
   uint32_t carved;       /* the block a new chunk was made for */
   uint8_t header_guard;  /* the page before first_page is inaccessible */
+  uint64_t serial;       /* chunks mapped before this one */
   struct hk_large_chunk *next, *prev; /* every chunk */
   struct hk_large_chunk *link; /* on the pending stack or the unmap list */
   struct hk_extent *recs; /* one per page */

@@ -347,6 +347,39 @@ static struct hk_extent *record_of(const void *p) {
   return hk_chunk_record(c, hk_chunk_page(c, (uintptr_t)p));
 }
 
+START_TEST(test_oldest_chunk_is_reused_first) {
+  /* Freed pages in the older of two chunks serve a request before those
+   * of the newer one, wherever the kernel put the chunks. Linux places
+   * mappings top-down, so the newer chunk is as a rule the lower one: the
+   * case where address order, the rule before, took the newer chunk's
+   * space and left the older chunk's to age into a purge. */
+  hk_options.purge_delay_ms = -1; /* nothing is purged while the test looks */
+  enum { N = 7 };
+  char *a[N];
+  for (int i = 0; i < N; i++) {
+    a[i] = hk_api_malloc(8 * MiB);
+    ck_assert_ptr_nonnull(a[i]);
+    ck_assert_ptr_eq(chunk_of(a[i]), chunk_of(a[0]));
+  }
+  char *b = hk_api_malloc(8 * MiB); /* no room left in the first chunk */
+  ck_assert_ptr_nonnull(b);
+  struct hk_large_chunk *older = chunk_of(a[0]), *newer = chunk_of(b);
+  ck_assert_ptr_ne(older, newer);
+  ck_assert_uint_lt(older->serial, newer->serial);
+  hk_api_free(b);
+  hk_api_free(a[3]);
+  char *p = hk_api_malloc(8 * MiB);
+  ck_assert_msg(p == a[3],
+                "got %p, in the %s chunk (older at %p, newer at %p)", (void *)p,
+                chunk_of(p) == newer ? "newer" : "older", (void *)older,
+                (void *)newer);
+  hk_api_free(p);
+  for (int i = 0; i < N; i++)
+    if (i != 3)
+      hk_api_free(a[i]);
+}
+END_TEST
+
 START_TEST(test_freed_block_is_left_untouched) {
   /* The free extent's record is in the chunk header, beside the page map:
    * nothing is written into the freed block, so nothing the program
@@ -687,6 +720,7 @@ static Suite *large_suite(void) {
   tcase_add_test(core, test_realloc_moves_big_blocks);
   tcase_add_test(core, test_calloc_of_cached_block_reads_zero);
   tcase_add_test(core, test_calloc_of_merged_clean_space_reads_zero);
+  tcase_add_test(core, test_oldest_chunk_is_reused_first);
   tcase_add_test(core, test_freed_block_is_left_untouched);
   tcase_add_test(core, test_clean_space_reads_zero_from_its_first_byte);
   tcase_add_test(core, test_calloc_zeroes_only_the_dirty_part);
