@@ -15,6 +15,7 @@
 #include <sys/auxv.h>
 #include <ucontext.h>
 
+#include "internal/format.h"
 #include "internal/os.h"
 
 /* The interrupted instruction, from the context the kernel saved: where
@@ -47,50 +48,27 @@ extern const char etext[] __attribute__((visibility("hidden")));
 static uintptr_t text_lo, text_hi;
 static struct sigaction previous_segv, previous_bus;
 
-static size_t put_str(char *buf, size_t at, size_t cap, const char *s) {
-  while (*s && at < cap)
-    buf[at++] = *s++;
-  return at;
-}
-
-static size_t put_hex(char *buf, size_t at, size_t cap, uintptr_t v) {
-  char digits[2 * sizeof v];
-  size_t n = 0;
-  do {
-    digits[n++] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v);
-  at = put_str(buf, at, cap, "0x");
-  while (n > 0 && at < cap)
-    buf[at++] = digits[--n];
-  return at;
-}
-
 static void report(int sig, const siginfo_t *si, uintptr_t pc) {
   char line[320];
-  size_t cap = sizeof line - 1, at = 0;
-  at = put_str(line, at, cap,
-               sig == SIGSEGV ? "hakmem: SIGSEGV" : "hakmem: SIGBUS");
+  struct hk_fmt f = hk_fmt_over(line, sizeof line);
+  hk_fmt_str(&f, sig == SIGSEGV ? "hakmem: SIGSEGV" : "hakmem: SIGBUS");
   /* On x86-64 an access through a non-canonical pointer (the bits above
    * the address width not all equal, as a corrupted link often is) is a
    * general protection or stack-segment fault: the kernel sends it as
    * SI_KERNEL, with no address, and a 0 there would be a lie. */
   if (si->si_code == SI_KERNEL) {
-    at = put_str(line, at, cap,
-                 " at a non-canonical address (a general protection fault:"
-                 " the kernel gives no address)");
+    hk_fmt_str(&f, " at a non-canonical address (a general protection fault:"
+                   " the kernel gives no address)");
   } else {
-    at = put_str(line, at, cap, " at address ");
-    at = put_hex(line, at, cap, (uintptr_t)si->si_addr);
+    hk_fmt_str(&f, " at address ");
+    hk_fmt_hex(&f, (uintptr_t)si->si_addr);
   }
-  at = put_str(line, at, cap,
-               " in the allocator (hakmem " PACKAGE_VERSION ", pc ");
-  at = put_hex(line, at, cap, pc);
-  at = put_str(line, at, cap,
-               "): heap metadata is probably corrupted by a use after free "
-               "or an overflow");
-  line[at++] = '\n';
-  hk_os_write_stderr(line, at);
+  hk_fmt_str(&f, " in the allocator (hakmem " PACKAGE_VERSION ", pc ");
+  hk_fmt_hex(&f, pc);
+  hk_fmt_str(&f, "): heap metadata is probably corrupted by a use after free "
+                 "or an overflow");
+  hk_fmt_newline(&f);
+  hk_os_write_stderr(line, f.len);
 }
 
 static void on_fault(int sig, siginfo_t *si, void *ctx) {

@@ -15,6 +15,7 @@
 
 #include "hakmem.h"
 #include "internal/api.h"
+#include "internal/format.h"
 #include "internal/heap.h"
 #include "internal/options.h"
 #include "internal/os.h"
@@ -86,17 +87,23 @@ HK_API_FN(int, hakmem_stats_get, (struct hakmem_stats *stats, size_t size)) {
 struct out {
   int fd;
   int error; /* errno of the first write that failed, 0 if none */
-  size_t at;
+  struct hk_fmt f;
   char buf[8192];
 };
 
+static void out_open(struct out *o, int fd) {
+  o->fd = fd;
+  o->error = 0;
+  o->f = hk_fmt_over(o->buf, sizeof o->buf);
+}
+
 /* Longer than any line of the report: end_line flushes before less than
- * this is left, so put never cuts a line short. */
+ * this is left, so a line is never cut short. */
 #define HK_LINE_MAX 512
 
 static void flush(struct out *o) {
   const char *p = o->buf;
-  size_t n = o->at;
+  size_t n = o->f.len;
   while (n > 0 && !o->error) {
     ssize_t w = write(o->fd, p, n);
     if (w < 0 && errno == EINTR)
@@ -108,32 +115,12 @@ static void flush(struct out *o) {
     p += w;
     n -= (size_t)w;
   }
-  o->at = 0;
-}
-
-static void put(struct out *o, const char *s) {
-  size_t n = strlen(s);
-  if (n > sizeof o->buf - o->at)
-    n = sizeof o->buf - o->at;
-  memcpy(o->buf + o->at, s, n);
-  o->at += n;
-}
-
-static void put_num(struct out *o, uint64_t v) {
-  char digits[24];
-  size_t d = 0;
-  do {
-    digits[d++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (d && o->at < sizeof o->buf)
-    o->buf[o->at++] = digits[--d];
+  o->f.len = 0;
 }
 
 static void end_line(struct out *o) {
-  if (o->at < sizeof o->buf)
-    o->buf[o->at++] = '\n';
-  if (sizeof o->buf - o->at < HK_LINE_MAX)
+  hk_fmt_newline(&o->f);
+  if (hk_fmt_room(&o->f) < HK_LINE_MAX)
     flush(o);
 }
 
@@ -156,62 +143,63 @@ static void count_live(struct hk_slab *s, void *arg) {
 static int report(int fd) {
   int saved_errno = errno, cancel_state;
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  struct out o = {.fd = fd, .error = 0, .at = 0};
+  struct out o;
+  out_open(&o, fd);
   struct live_count lc;
   memset(&lc, 0, sizeof lc);
   hk_superslab_for_each_slab(count_live, &lc);
   uint64_t frees[HK_CLASS_COUNT], remote[HK_CLASS_COUNT];
   hk_heap_sum_frees(frees, remote);
-  put(&o, "hakmem " PACKAGE_VERSION " statistics, pid ");
-  put_num(&o, (uint64_t)getpid());
+  hk_fmt_str(&o.f, "hakmem " PACKAGE_VERSION " statistics, pid ");
+  hk_fmt_dec(&o.f, (uint64_t)getpid());
   end_line(&o);
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
     if (lc.live[c] == 0 && frees[c] == 0)
       continue;
-    put(&o, "class ");
-    put_num(&o, c);
-    put(&o, " size ");
-    put_num(&o, hk_class_size[c]);
-    put(&o, ":");
+    hk_fmt_str(&o.f, "class ");
+    hk_fmt_dec(&o.f, c);
+    hk_fmt_str(&o.f, " size ");
+    hk_fmt_dec(&o.f, hk_class_size[c]);
+    hk_fmt_str(&o.f, ":");
     if (hk_options.stats) {
       /* Every malloc is back on its slab's list by now (freed), or still
        * counted in its slab's `used` (live). */
-      put(&o, " allocs ");
-      put_num(&o, frees[c] + lc.live[c]);
-      put(&o, " frees ");
-      put_num(&o, frees[c]);
-      put(&o, " remote-frees ");
-      put_num(&o, remote[c]);
+      hk_fmt_str(&o.f, " allocs ");
+      hk_fmt_dec(&o.f, frees[c] + lc.live[c]);
+      hk_fmt_str(&o.f, " frees ");
+      hk_fmt_dec(&o.f, frees[c]);
+      hk_fmt_str(&o.f, " remote-frees ");
+      hk_fmt_dec(&o.f, remote[c]);
     }
-    put(&o, " live ");
-    put_num(&o, lc.live[c]);
+    hk_fmt_str(&o.f, " live ");
+    hk_fmt_dec(&o.f, lc.live[c]);
     end_line(&o);
   }
   if (!hk_options.stats) {
-    put(&o, "(allocs, frees and remote frees are counted with HAKMEM_STATS=1)");
+    hk_fmt_str(&o.f, "(allocs, frees and remote frees are counted with HAKMEM_STATS=1)");
     end_line(&o);
   }
-  put(&o, "superslabs: ");
-  put_num(&o, load(&hk_counters.superslabs));
-  put(&o, " (peak ");
-  put_num(&o, load(&hk_counters.peak_superslabs));
-  put(&o, ")");
+  hk_fmt_str(&o.f, "superslabs: ");
+  hk_fmt_dec(&o.f, load(&hk_counters.superslabs));
+  hk_fmt_str(&o.f, " (peak ");
+  hk_fmt_dec(&o.f, load(&hk_counters.peak_superslabs));
+  hk_fmt_str(&o.f, ")");
   end_line(&o);
-  put(&o, "mapped: ");
-  put_num(&o, load(&hk_counters.mapped));
-  put(&o, " (peak ");
-  put_num(&o, load(&hk_counters.peak_mapped));
-  put(&o, ")");
+  hk_fmt_str(&o.f, "mapped: ");
+  hk_fmt_dec(&o.f, load(&hk_counters.mapped));
+  hk_fmt_str(&o.f, " (peak ");
+  hk_fmt_dec(&o.f, load(&hk_counters.peak_mapped));
+  hk_fmt_str(&o.f, ")");
   end_line(&o);
-  put(&o, "large blocks: ");
-  put_num(&o, load(&hk_counters.large_count));
-  put(&o, " live, ");
-  put_num(&o, load(&hk_counters.large_bytes));
-  put(&o, " bytes, ");
-  put_num(&o, load(&hk_counters.large_cached_bytes));
-  put(&o, " cached, ");
-  put_num(&o, load(&hk_counters.large_unguarded));
-  put(&o, " unguarded");
+  hk_fmt_str(&o.f, "large blocks: ");
+  hk_fmt_dec(&o.f, load(&hk_counters.large_count));
+  hk_fmt_str(&o.f, " live, ");
+  hk_fmt_dec(&o.f, load(&hk_counters.large_bytes));
+  hk_fmt_str(&o.f, " bytes, ");
+  hk_fmt_dec(&o.f, load(&hk_counters.large_cached_bytes));
+  hk_fmt_str(&o.f, " cached, ");
+  hk_fmt_dec(&o.f, load(&hk_counters.large_unguarded));
+  hk_fmt_str(&o.f, " unguarded");
   end_line(&o);
   flush(&o);
   pthread_setcancelstate(cancel_state, NULL);
@@ -323,31 +311,20 @@ void hk_stats_start(void) {
  * exit, so that a forked child names its own file. Returns 0, or -1 if
  * the name does not fit. */
 static int expand(const char *pattern, char *path, size_t cap) {
-  size_t at = 0;
+  struct hk_fmt f = hk_fmt_over(path, cap);
   for (const char *p = pattern; *p; p++) {
-    char num[24];
-    const char *piece = num;
-    size_t n = 1;
-    num[0] = *p;
     if (p[0] == '%' && p[1] == 'p') {
-      uint64_t v = (uint64_t)getpid();
-      size_t d = sizeof num;
-      do {
-        num[--d] = (char)('0' + v % 10);
-        v /= 10;
-      } while (v);
-      piece = num + d;
-      n = sizeof num - d;
+      hk_fmt_dec(&f, (uint64_t)getpid());
       p++;
-    } else if (p[0] == '%' && p[1] == '%') {
-      p++;
+    } else {
+      hk_fmt_char(&f, *p);
+      if (p[0] == '%' && p[1] == '%')
+        p++;
     }
-    if (n >= cap - at)
-      return -1;
-    memcpy(path + at, piece, n);
-    at += n;
   }
-  path[at] = '\0';
+  if (f.cut)
+    return -1;
+  path[f.len] = '\0';
   return 0;
 }
 
@@ -356,20 +333,21 @@ static void tell(int fd, const char *what, const char *name, int err,
                  const char *tail) {
   if (fd < 0)
     return;
-  struct out o = {.fd = fd, .error = 0, .at = 0};
+  struct out o;
+  out_open(&o, fd);
   const char *reason = strerrordesc_np(err);
-  put(&o, "hakmem: ");
-  put(&o, what);
-  put(&o, " ");
-  put(&o, name);
-  put(&o, ": ");
+  hk_fmt_str(&o.f, "hakmem: ");
+  hk_fmt_str(&o.f, what);
+  hk_fmt_str(&o.f, " ");
+  hk_fmt_str(&o.f, name);
+  hk_fmt_str(&o.f, ": ");
   if (err == ENXIO)
-    put(&o, "a FIFO that no process reads");
+    hk_fmt_str(&o.f, "a FIFO that no process reads");
   else if (reason)
-    put(&o, reason);
+    hk_fmt_str(&o.f, reason);
   else
-    put_num(&o, (uint64_t)err);
-  put(&o, tail);
+    hk_fmt_dec(&o.f, (uint64_t)err);
+  hk_fmt_str(&o.f, tail);
   end_line(&o);
   flush(&o);
 }
