@@ -17,10 +17,11 @@
  * and purging gives back whole pages only, so a slab of one or two would
  * rarely have a page free to give. With 64 KiB pages that makes tiny
  * slabs 256 KiB (eight to a SuperSlab); 4 and 16 KiB pages keep these. */
-static const uint8_t geometry_nominal_shift[HK_GEOM_COUNT] = {16, 19, 21, 16};
+static const uint8_t geometry_nominal_shift[HK_GEOM_COUNT] = {16, 16, 19, 21, 16};
 /* Blocks of each geometry are larger than this (tiny: at least it), which
  * bounds how many links a slab of it needs. */
-static const uint32_t geometry_min_block[HK_GEOM_COUNT] = {16, 1024, 65536, 16};
+static const uint32_t geometry_min_block[HK_GEOM_COUNT] = {16, 1024, 1024, 65536,
+                                                             16};
 
 unsigned hk_geometry_shift(unsigned g) {
   unsigned least = hk_page_shift() + 2;
@@ -62,6 +63,7 @@ struct pool {
 };
 
 static struct pool pools[HK_GEOM_COUNT] = {
+    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
     {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
     {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
     {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},

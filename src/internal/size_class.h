@@ -41,9 +41,11 @@ static inline unsigned hk_class_geometry(unsigned cls) {
   /* Up to 4 KiB, 64 KiB slabs hold 16 blocks or more. Eight classes per
    * doubling make twice the slabs a heap has partly used; on 512 KiB
    * slabs a thread-per-request server kept 14.4 MiB resident where 4
-   * classes per doubling kept 8.6, on 64 KiB slabs 10.9. */
+   * classes per doubling kept 8.6, on 64 KiB slabs 10.9. Those slabs
+   * are in SuperSlabs of their own (HK_GEOM_SMALL, see types.h), whose
+   * link arrays fit their few blocks. */
   if (hk_class_size[cls] <= HK_SMALL_SLAB_MAX)
-    return HK_GEOM_TINY;
+    return HK_GEOM_SMALL;
   return hk_class_size[cls] <= 64 * 1024 ? HK_GEOM_MEDIUM : HK_GEOM_HUGE;
 }
 

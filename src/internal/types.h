@@ -55,13 +55,19 @@ enum hk_segment_kind {
  * TINY_SOLO is the backend HAKMEM_TINY_USE_SUPERSLAB=0 selects: each tiny
  * slab is its own mapping (at a 2 MiB-aligned address, so that the region
  * map and the free path treat it as a SuperSlab of one slab), unmapped as
- * soon as it empties, shared with nothing. */
+ * soon as it empties, shared with nothing.
+ * SMALL has TINY's slabs for the classes above HK_TINY_MAX up to
+ * HK_SMALL_SLAB_MAX, whose blocks are few to a slab: a SuperSlab of its
+ * own lets its link arrays be sized for them (64 links a slab, all 32 in
+ * one page) where TINY's are sized for 16-byte blocks (8 KiB a slab, so
+ * that every slab of 4 KiB blocks kept a page of links for its 16). */
 enum hk_geometry {
   HK_GEOM_TINY = 0,      /* 32 slabs of 64 KiB */
-  HK_GEOM_MEDIUM = 1,    /* 4 slabs of 512 KiB */
-  HK_GEOM_HUGE = 2,      /* 1 slab of 2 MiB   */
-  HK_GEOM_TINY_SOLO = 3, /* 1 slab of 64 KiB, mapped alone */
-  HK_GEOM_COUNT = 4,
+  HK_GEOM_SMALL = 1,     /* 32 slabs of 64 KiB, blocks above 1 KiB */
+  HK_GEOM_MEDIUM = 2,    /* 4 slabs of 512 KiB */
+  HK_GEOM_HUGE = 3,      /* 1 slab of 2 MiB   */
+  HK_GEOM_TINY_SOLO = 4, /* 1 slab of 64 KiB, mapped alone */
+  HK_GEOM_COUNT = 5,
 };
 
 struct hk_heap;

@@ -153,9 +153,9 @@ START_TEST(test_geometry) {
   size_t page = start(_i);
   /* types.h's sizes, but never a slab under four pages. */
   static const unsigned shift[3][HK_GEOM_COUNT] = {
-      {16, 19, 21, 16}, {16, 19, 21, 16}, {18, 19, 21, 18}};
+      {16, 16, 19, 21, 16}, {16, 16, 19, 21, 16}, {18, 18, 19, 21, 18}};
   static const unsigned slabs[3][HK_GEOM_COUNT] = {
-      {32, 4, 1, 1}, {32, 4, 1, 1}, {8, 4, 1, 1}};
+      {32, 32, 4, 1, 1}, {32, 32, 4, 1, 1}, {8, 8, 4, 1, 1}};
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
     ck_assert_uint_eq(hk_geometry_shift(g), shift[_i % 3][g]);
     ck_assert_uint_eq(hk_geometry_slabs(g), slabs[_i % 3][g]);

@@ -114,9 +114,13 @@ START_TEST(test_geometry_consistent) {
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
     unsigned g = hk_class_geometry(c);
     ck_assert_uint_lt(g, HK_GEOM_COUNT);
-    /* The small slabs serve the classes up to HK_SMALL_SLAB_MAX, the tiny
-     * ones among them by the backend HAKMEM_TINY_USE_SUPERSLAB picks. */
-    EXPECT((g == HK_GEOM_TINY) == (hk_class_size[c] <= HK_SMALL_SLAB_MAX),
+    /* The tiny classes have the tiny geometry, the others up to
+     * HK_SMALL_SLAB_MAX its slabs in SuperSlabs of their own, whose link
+     * arrays are sized for blocks above HK_TINY_MAX. */
+    EXPECT((g == HK_GEOM_TINY) == (hk_class_size[c] <= HK_TINY_MAX),
+           "class %u (%u bytes) in geometry %u", c, hk_class_size[c], g);
+    EXPECT((g == HK_GEOM_SMALL) == (hk_class_size[c] > HK_TINY_MAX &&
+                                    hk_class_size[c] <= HK_SMALL_SLAB_MAX),
            "class %u (%u bytes) in geometry %u", c, hk_class_size[c], g);
     /* Tiny classes are exactly those up to HK_TINY_MAX: the tiny fast
      * path's table and the geometry split must agree. */

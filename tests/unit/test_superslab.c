@@ -285,6 +285,31 @@ START_TEST(test_slab_init_geometry) {
 }
 END_TEST
 
+START_TEST(test_links_of_few_block_slabs_share_a_page) {
+  /* Slabs of 4 KiB blocks hold 16 each: their link arrays, 32 bytes a
+   * slab, must not each take a page of their own (a SuperSlab of them
+   * kept 32 pages of links for 1 KiB of them, 6% of what it served). */
+  unsigned cls = hk_size_to_class(HK_SMALL_SLAB_MAX);
+  unsigned g = hk_class_geometry(cls);
+  struct hk_slab *slabs[HK_MAX_SLABS] = {0};
+  unsigned n = acquire_superslab(g, slabs);
+  ck_assert_uint_ge(n, 2);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (unsigned i = 0; i < n; i++) {
+    hk_slab_init(slabs[i], cls, fake_owner);
+    uintptr_t first = (uintptr_t)&slabs[i]->links[0];
+    uintptr_t end = (uintptr_t)&slabs[i]->links[slabs[i]->capacity];
+    lo = first < lo ? first : lo;
+    hi = end > hi ? end : hi;
+  }
+  ck_assert_msg(hi - lo <= hk_page_size(),
+                "the links of %u slabs of %u-byte blocks span %zu bytes", n,
+                hk_class_size[cls], (size_t)(hi - lo));
+  for (unsigned i = 0; i < n; i++)
+    give_back(slabs[i]);
+}
+END_TEST
+
 START_TEST(test_div_magic_exact) {
   /* free() finds a block index and whether an offset is a block start by
    * one multiply; both must be exact for every offset in a slab, or it
@@ -457,6 +482,7 @@ static Suite *superslab_suite(void) {
   tcase_add_checked_fixture(slab, setup, NULL);
   tcase_add_loop_test(slab, test_slab_init_geometry, 0, 2);
   tcase_add_test(slab, test_remote_free_twice_is_caught);
+  tcase_add_test(slab, test_links_of_few_block_slabs_share_a_page);
   tcase_add_test(slab, test_div_magic_exact);
   tcase_add_loop_test(slab, test_carve_whole_slab, 0, 2);
   tcase_add_test(slab, test_collect_remote);
