@@ -138,7 +138,12 @@ struct hk_slab {
    * is abandoned or unused. */
   _Atomic uintptr_t owner;
   uint64_t div_magic; /* see hk_div_magic; 0 while the slab is unused */
-  struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
+  /* On one list at a time (list.h): its owner's avail or full queue or
+   * the stuck queue, or a stack (adoptable slabs, or those a heap keeps). */
+  union {
+    struct hk_list_node queue;
+    struct hk_stack_node stack;
+  };
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
