@@ -662,7 +662,7 @@ static int some_static[64];
 START_TEST(test_corrupt_next_link_is_reported) {
   struct hk_extent *e;
   char *p = freed_with_record(&e);
-  e->next = (struct hk_extent *)(void *)some_static; /* not a record */
+  e->bin_node.next = (void *)some_static; /* not a record */
   expect_report("malloc", "corrupted large-block metadata", p);
   hk_api_malloc(1 * MiB);
   missed("a record linked to a global", p);
@@ -673,10 +673,35 @@ START_TEST(test_corrupt_prev_link_is_reported) {
   struct hk_extent *e;
   char *p = freed_with_record(&e);
   /* A record of the same chunk, but not one on any list. */
-  e->prev = e + 3;
+  e->bin_node.prev = e + 3;
   expect_report("malloc", "corrupted large-block metadata", p);
   hk_api_malloc(1 * MiB);
   missed("a record linked to an unused record", p);
+}
+END_TEST
+
+/* The dirty list's links are checked as the bins' are: followed while it
+ * is walked for a fit (reported at the record they were read from), and
+ * compared with the neighbours' when the extent is taken off it. */
+START_TEST(test_corrupt_dirty_next_link_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  ck_assert_uint_gt(e->dirty_hi, e->dirty_lo); /* on the dirty list */
+  e->lru_node.next = (void *)some_static;
+  expect_report("malloc", "corrupted large-block metadata", e);
+  hk_api_malloc(1 * MiB);
+  missed("a dirty-list record linked to a global", p);
+}
+END_TEST
+
+START_TEST(test_corrupt_dirty_prev_link_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  ck_assert_uint_gt(e->dirty_hi, e->dirty_lo);
+  e->lru_node.prev = e + 3;
+  expect_report("malloc", "corrupted large-block metadata", p);
+  hk_api_malloc(1 * MiB);
+  missed("a dirty-list record linked to an unused record", p);
 }
 END_TEST
 
@@ -743,6 +768,10 @@ static Suite *large_suite(void) {
   tcase_add_test_raise_signal(misuse, test_corrupt_next_link_is_reported,
                               SIGABRT);
   tcase_add_test_raise_signal(misuse, test_corrupt_prev_link_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_dirty_next_link_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_dirty_prev_link_is_reported,
                               SIGABRT);
   tcase_add_test_raise_signal(misuse, test_corrupt_page_count_is_reported,
                               SIGABRT);
