@@ -130,12 +130,14 @@ static void clear_bounds(struct hk_large_chunk *c, uint32_t page,
   set_word(c, page + pages - 1, 0);
 }
 
-static void bin_insert(struct hk_extent *e) {
+/* `where` (the extent's first page) is reported if the bin's first record,
+ * whose back link the push writes, is not a filed record. */
+static void bin_insert(struct hk_extent *e, const void *where) {
   int d = is_dirty(e);
   unsigned b = bin_of(e->pages);
   e->bin = (uint8_t)b;
   e->state = HK_EXT_FILED;
-  hk_list_push(&bins[d][b], e, BIN_NODE);
+  hk_list_push_checked(&bins[d][b], e, BIN_NODE, follow, where);
   nonempty[d][b / 64] |= (uint64_t)1 << (b % 64);
 }
 
@@ -190,10 +192,11 @@ static struct hk_extent *extent_put(struct hk_large_chunk *c, uint32_t page,
   e->dirty_hi = hi;
   e->guards = 0;
   e->refused = 0;
-  bin_insert(e);
+  const void *where = (const void *)hk_chunk_addr(c, page);
+  bin_insert(e, where);
   if (hi > lo) {
     e->freed_ms = hk_os_now_ms();
-    hk_queue_push_front(&lru, e, LRU_NODE);
+    hk_queue_push_front_checked(&lru, e, LRU_NODE, follow, where);
     lru_count++;
     size_t bytes = dirty_range_bytes(e);
     dirty_bytes += bytes;
