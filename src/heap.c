@@ -33,49 +33,50 @@ __thread struct hk_heap *hk_tls_heap
  * adoptable ones are offered to threads: if full ones were, every refill
  * would wade through them and end up taking a fresh slab anyway. */
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hk_slab *adoptable[HK_CLASS_COUNT]; /* stack via next */
-static struct hk_slab_queue stuck[HK_CLASS_COUNT];
+static struct hk_stack adoptable[HK_CLASS_COUNT];
+static struct hk_queue stuck[HK_CLASS_COUNT];
 
 /* Heaps of exited threads, ready for new threads; heap memory is never
  * unmapped, so a stale owner pointer is never a dangling one. */
 static pthread_mutex_t heaps_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hk_heap *free_heaps;
-static struct hk_heap *all_heaps;
+static struct hk_stack free_heaps;
+static struct hk_stack all_heaps;
 static char *heap_chunk;
 static size_t heap_chunk_left;
 #define HK_HEAP_CHUNK (64 * 1024)
 _Static_assert(HK_HEAP_CHUNK % HK_PAGE_SIZE_MAX == 0, "whole pages");
 
 // ---------------------------------------------------------------------------
-// Slab queues
+// Slab queues and stacks (list.h)
 
-static void queue_push(struct hk_slab_queue *q, struct hk_slab *s) {
-  s->next = NULL;
-  s->prev = q->tail;
-  if (q->tail)
-    q->tail->next = s;
-  else
-    q->head = s;
-  q->tail = s;
+#define SLAB_QUEUE offsetof(struct hk_slab, queue)
+#define SLAB_STACK offsetof(struct hk_slab, stack)
+#define HEAP_FREE offsetof(struct hk_heap, free_node)
+#define HEAP_ALL offsetof(struct hk_heap, all_node)
+
+static void queue_push(struct hk_queue *q, struct hk_slab *s) {
+  hk_queue_push_back(q, s, SLAB_QUEUE);
 }
 
-static void queue_remove(struct hk_slab_queue *q, struct hk_slab *s) {
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    q->head = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  else
-    q->tail = s->prev;
-  s->next = s->prev = NULL;
+/* A slab off its queues has NULL links. */
+static void queue_remove(struct hk_queue *q, struct hk_slab *s) {
+  hk_queue_remove(q, s, SLAB_QUEUE);
+  hk_list_node_clear(s, SLAB_QUEUE);
 }
 
-static struct hk_slab *queue_pop(struct hk_slab_queue *q) {
-  struct hk_slab *s = q->head;
+static struct hk_slab *queue_pop(struct hk_queue *q) {
+  struct hk_slab *s = q->first;
   if (s)
     queue_remove(q, s);
   return s;
+}
+
+static void stack_push(struct hk_stack *st, struct hk_slab *s) {
+  hk_stack_push(st, s, SLAB_STACK);
+}
+
+static struct hk_slab *stack_pop(struct hk_stack *st) {
+  return hk_stack_pop(st, SLAB_STACK);
 }
 
 static int slab_has_blocks(struct hk_slab *s) {
@@ -123,26 +124,25 @@ static uint32_t *slab_released_ms(struct hk_slab *s) {
 /* Gives back the empty slabs that heaps have kept for `age` ms or more;
  * returns their bytes. Called with no lock held. */
 static size_t purge_kept(uint32_t now, uint32_t age) {
-  struct hk_slab *out = NULL;
+  struct hk_stack out = {NULL};
   int left = 0;
   pthread_mutex_lock(&heaps_lock);
-  for (struct hk_heap *h = all_heaps; h; h = h->all_next) {
+  for (struct hk_heap *h = all_heaps.top; h; h = h->all_node.next) {
     if (!empty_trylock(h)) {
       left = 1;
       continue;
     }
     for (unsigned g = 0; g < HK_GEOM_COUNT; g++)
-      for (struct hk_slab **at = &h->empty[g]; *at;) {
+      for (void **at = &h->empty[g].top; *at;) {
         struct hk_slab *s = *at;
         if ((uint32_t)(now - *slab_released_ms(s)) < age) {
           left = 1;
-          at = &s->next;
+          at = &s->stack.next;
           continue;
         }
-        *at = s->next;
+        hk_stack_unlink(at, SLAB_STACK);
         h->empty_count[g]--;
-        s->next = out;
-        out = s;
+        stack_push(&out, s);
       }
     empty_unlock(h);
   }
@@ -150,9 +150,8 @@ static size_t purge_kept(uint32_t now, uint32_t age) {
   if (left)
     atomic_store_explicit(&kept_pending, 1, memory_order_relaxed);
   size_t bytes = 0;
-  while (out) {
-    struct hk_slab *s = out;
-    out = s->next;
+  struct hk_slab *s;
+  while ((s = stack_pop(&out)) != NULL) {
     bytes += (size_t)1 << hk_slab_superslab(s)->slab_shift;
     hk_superslab_release_slab_now(s);
   }
@@ -276,8 +275,8 @@ static size_t heap_purge_pages(struct hk_heap *h, int all) {
       hk_slab_collect(s);
       purged += purge_if(s, all, &spared);
     }
-    for (s = h->avail[c].head; s; s = next) {
-      next = s->next;
+    for (s = h->avail[c].first; s; s = next) {
+      next = s->queue.next;
       hk_slab_collect(s);
       if (hk_slab_used(s) == 0) {
         queue_remove(&h->avail[c], s);
@@ -286,8 +285,8 @@ static size_t heap_purge_pages(struct hk_heap *h, int all) {
         purged += purge_if(s, all, &spared);
       }
     }
-    for (s = h->full[c].head; s; s = next) {
-      next = s->next;
+    for (s = h->full[c].first; s; s = next) {
+      next = s->queue.next;
       hk_slab_collect(s);
       if (hk_slab_used(s) == 0) {
         queue_remove(&h->full[c], s);
@@ -356,8 +355,7 @@ static void heap_release_slab(struct hk_heap *h, struct hk_slab *s) {
     if (empty_trylock(h)) {
       keep = h->empty_count[g] < hk_options.heap_empty_slabs;
       if (keep) {
-        s->next = h->empty[g];
-        h->empty[g] = s;
+        stack_push(&h->empty[g], s);
         h->empty_count[g]++;
       }
       empty_unlock(h);
@@ -385,11 +383,9 @@ static int give_back_address_space(void) {
 static struct hk_slab *kept_pop(struct hk_heap *h, unsigned g) {
   if (!empty_trylock(h))
     return NULL;
-  struct hk_slab *s = h->empty[g];
-  if (s) {
-    h->empty[g] = s->next;
+  struct hk_slab *s = stack_pop(&h->empty[g]);
+  if (s)
     h->empty_count[g]--;
-  }
   empty_unlock(h);
   return s;
 }
@@ -420,15 +416,13 @@ static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
 static struct hk_slab *heap_adopt(struct hk_heap *h, unsigned cls) {
   for (int tries = 0; tries < HK_ADOPT_TRIES; tries++) {
     pthread_mutex_lock(&abandoned_lock);
-    struct hk_slab *s = adoptable[cls];
-    if (s) {
-      adoptable[cls] = s->next;
+    struct hk_slab *s = stack_pop(&adoptable[cls]);
+    if (s)
       s->list = HK_LIST_AVAIL;
-    }
     pthread_mutex_unlock(&abandoned_lock);
     if (!s)
       return NULL;
-    s->next = s->prev = NULL;
+    hk_list_node_clear(s, SLAB_QUEUE);
     atomic_store_explicit(&s->owner, hk_owner_token(), memory_order_release);
     hk_slab_collect(s);
     if (slab_has_blocks(s))
@@ -589,8 +583,7 @@ static void unstick(struct hk_slab *s) {
   unsigned cls = hk_slab_class(s);
   queue_remove(&stuck[cls], s);
   s->list = HK_LIST_ADOPTABLE;
-  s->next = adoptable[cls];
-  adoptable[cls] = s;
+  stack_push(&adoptable[cls], s);
   pthread_mutex_unlock(&abandoned_lock);
 }
 
@@ -726,10 +719,8 @@ void hk_free_remote(struct hk_slab *s, unsigned i) {
 
 static struct hk_heap *heap_new(void) {
   pthread_mutex_lock(&heaps_lock);
-  struct hk_heap *h = free_heaps;
-  if (h) {
-    free_heaps = h->next_free;
-  } else {
+  struct hk_heap *h = hk_stack_pop(&free_heaps, HEAP_FREE);
+  if (!h) {
     if (heap_chunk_left < sizeof *h) {
       heap_chunk = hk_os_map_aligned(HK_HEAP_CHUNK, hk_page_size());
       if (!heap_chunk) {
@@ -745,12 +736,11 @@ static struct hk_heap *heap_new(void) {
     heap_chunk += step;
     heap_chunk_left = heap_chunk_left >= step ? heap_chunk_left - step : 0;
     memset(h, 0, sizeof *h);
-    h->all_next = all_heaps;
-    all_heaps = h;
+    hk_stack_push(&all_heaps, h, HEAP_ALL);
   }
   /* A reused heap's counters were moved to the totals when it was left.
    * Under the lock: purge_kept may be looking at its (empty) lists. */
-  memset(h, 0, offsetof(struct hk_heap, all_next));
+  memset(h, 0, offsetof(struct hk_heap, all_node));
   pthread_mutex_unlock(&heaps_lock);
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++)
     h->cur[c] = h->hard_cur[c] = &hk_empty_slab;
@@ -792,9 +782,8 @@ static size_t abandon_or_release(struct hk_slab *s, int purge) {
                                                memory_order_acq_rel,
                                                memory_order_relaxed)) {
     s->list = HK_LIST_ADOPTABLE;
-    s->prev = NULL;
-    s->next = adoptable[cls];
-    adoptable[cls] = s;
+    s->queue.prev = NULL;
+    stack_push(&adoptable[cls], s);
   } else {
     s->list = HK_LIST_STUCK;
     queue_push(&stuck[cls], s);
@@ -807,13 +796,11 @@ size_t hk_heap_trim(void) {
   size_t released = 0;
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
     pthread_mutex_lock(&abandoned_lock);
-    struct hk_slab *list = adoptable[c];
-    adoptable[c] = NULL;
+    struct hk_stack list = hk_stack_take(&adoptable[c]);
     pthread_mutex_unlock(&abandoned_lock);
     /* Taken off the list, these slabs belong to no one but us here. */
-    while (list) {
-      struct hk_slab *s = list;
-      list = s->next;
+    struct hk_slab *s;
+    while ((s = stack_pop(&list)) != NULL) {
       s->list = HK_LIST_AVAIL;
       released += abandon_or_release(s, 1);
     }
@@ -848,15 +835,12 @@ void hk_heap_detach(struct hk_heap *h) {
   }
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
     empty_lock(h);
-    struct hk_slab *list = h->empty[g];
-    h->empty[g] = NULL;
+    struct hk_stack list = hk_stack_take(&h->empty[g]);
     h->empty_count[g] = 0;
     empty_unlock(h);
-    while (list) {
-      struct hk_slab *s = list;
-      list = s->next;
+    struct hk_slab *s;
+    while ((s = stack_pop(&list)) != NULL)
       hk_superslab_release_slab(s);
-    }
   }
   pthread_mutex_lock(&heaps_lock);
   if (hk_options.stats)
@@ -870,8 +854,7 @@ void hk_heap_detach(struct hk_heap *h) {
       atomic_store_explicit(&h->frees[c], 0, memory_order_relaxed);
       atomic_store_explicit(&h->remote_frees[c], 0, memory_order_relaxed);
     }
-  h->next_free = free_heaps;
-  free_heaps = h;
+  hk_stack_push(&free_heaps, h, HEAP_FREE);
   pthread_mutex_unlock(&heaps_lock);
 }
 
@@ -883,7 +866,7 @@ void hk_heap_sum_frees(uint64_t *frees, uint64_t *remote_frees) {
     remote_frees[c] =
         atomic_load_explicit(&hk_counters.remote_frees[c], memory_order_relaxed);
   }
-  for (struct hk_heap *h = all_heaps; h; h = h->all_next)
+  for (struct hk_heap *h = all_heaps.top; h; h = h->all_node.next)
     for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
       frees[c] += atomic_load_explicit(&h->frees[c], memory_order_relaxed);
       remote_frees[c] +=

@@ -49,7 +49,7 @@ static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread unsigned large_depth __attribute__((tls_model("initial-exec")));
 
 /* Work handed over by calls that could not take the lock. */
-static _Atomic(struct hk_large_chunk *) pending_chunks;
+static struct hk_atomic_stack pending_chunks;
 #define HK_DEFERRED_FREES 256
 static _Atomic(void *) deferred[HK_DEFERRED_FREES];
 static _Atomic int pending_work;
@@ -110,7 +110,7 @@ static size_t finish(int all) {
   }
   if (all)
     hk_unmap_empty();
-  struct hk_large_chunk *dead = hk_take_unmap_list();
+  struct hk_stack dead = hk_take_unmap_list();
   lock_drop();
   return released + hk_unmap_chunks(dead);
 }
@@ -186,11 +186,7 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
     }
     if (guard)
       hk_extent_guard(c, page);
-    c->link = atomic_load_explicit(&pending_chunks, memory_order_relaxed);
-    while (!atomic_compare_exchange_weak_explicit(&pending_chunks, &c->link, c,
-                                                  memory_order_release,
-                                                  memory_order_relaxed)) {
-    }
+    hk_atomic_stack_push(&pending_chunks, c, HK_CHUNK_STACK);
     atomic_store_explicit(&pending_work, 1, memory_order_release);
   }
   char *user = (char *)hk_chunk_addr(c, page) + offset;
@@ -232,13 +228,10 @@ static void drain(void) {
   if (!atomic_load_explicit(&pending_work, memory_order_relaxed) ||
       !atomic_exchange_explicit(&pending_work, 0, memory_order_acquire))
     return;
-  struct hk_large_chunk *c = atomic_exchange_explicit(
-      &pending_chunks, NULL, memory_order_acquire);
-  while (c) {
-    struct hk_large_chunk *next = c->link;
+  struct hk_stack filed = hk_atomic_stack_take(&pending_chunks);
+  struct hk_large_chunk *c;
+  while ((c = hk_stack_pop(&filed, HK_CHUNK_STACK)) != NULL)
     hk_chunk_file(c);
-    c = next;
-  }
   for (unsigned i = 0; i < HK_DEFERRED_FREES; i++) {
     if (!atomic_load_explicit(&deferred[i], memory_order_relaxed))
       continue;

@@ -27,13 +27,18 @@ _Static_assert(sizeof(struct hk_extent) == 64, "one cache line per record");
  * may hold data), which are preferred, and one for clean ones (all zero). */
 #define HK_BINS 112
 enum { CLEAN = 0, DIRTY = 1 };
-static struct hk_extent *bins[2][HK_BINS];
+static struct hk_list bins[2][HK_BINS];
 static uint64_t nonempty[2][2];
-static struct hk_extent *lru_head, *lru_tail;
+static struct hk_queue lru; /* newest first */
 static size_t lru_count;
 static size_t dirty_bytes; /* the dirty ranges' bytes, all dirty extents */
-static struct hk_large_chunk *chunks;
-static struct hk_large_chunk *unmap_list;
+static struct hk_list chunks;
+static struct hk_stack unmap_list;
+
+/* Where each list's node is in its record (list.h). */
+#define BIN_NODE offsetof(struct hk_extent, bin_node)
+#define LRU_NODE offsetof(struct hk_extent, lru_node)
+#define CHUNK_NODE offsetof(struct hk_large_chunk, chunk_node)
 
 const char *hk_extent_fn = "malloc";
 
@@ -95,8 +100,10 @@ static void check_record(const struct hk_extent *e, int state) {
     corrupted(where);
 }
 
-/* A link about to be followed: a filed record of one of our chunks. */
-static struct hk_extent *follow(struct hk_extent *r, const void *from) {
+/* A link about to be followed: a filed record of one of our chunks (the
+ * hk_list_follow of the bins and the dirty list). */
+static void *follow(void *link, const void *from) {
+  struct hk_extent *r = link;
   if (r && (!rec_chunk(r) || r->state != HK_EXT_FILED))
     corrupted(from);
   return r;
@@ -123,16 +130,14 @@ static void clear_bounds(struct hk_large_chunk *c, uint32_t page,
   set_word(c, page + pages - 1, 0);
 }
 
-static void bin_insert(struct hk_extent *e) {
+/* `where` (the extent's first page) is reported if the bin's first record,
+ * whose back link the push writes, is not a filed record. */
+static void bin_insert(struct hk_extent *e, const void *where) {
   int d = is_dirty(e);
   unsigned b = bin_of(e->pages);
   e->bin = (uint8_t)b;
   e->state = HK_EXT_FILED;
-  e->prev = NULL;
-  e->next = bins[d][b];
-  if (e->next)
-    e->next->prev = e;
-  bins[d][b] = e;
+  hk_list_push_checked(&bins[d][b], e, BIN_NODE, follow, where);
   nonempty[d][b / 64] |= (uint64_t)1 << (b % 64);
 }
 
@@ -141,42 +146,26 @@ static size_t dirty_range_bytes(const struct hk_extent *e) {
 }
 
 /* Takes a free extent off its bin (and the dirty list), after checking
- * that it and its neighbours on both lists agree. */
+ * that it and its neighbours on both lists agree: its links are read once,
+ * each neighbour followed through follow(), before either list changes. */
 static void extent_unlink(struct hk_extent *e) {
   check_record(e, HK_EXT_FILED);
   int d = is_dirty(e);
-  struct hk_extent *prev = e->prev, *next = e->next;
+  struct hk_list *bin = &bins[d][e->bin];
+  struct hk_list_node seen = e->bin_node, lru_seen = {NULL, NULL};
   const void *where = (const void *)hk_chunk_addr(e->chunk, page_of(e));
-  if (prev ? follow(prev, where)->next != e : bins[d][e->bin] != e)
+  if (!hk_list_linked(bin, e, seen, BIN_NODE, follow, where))
     corrupted(where);
-  if (next && follow(next, where)->prev != e)
-    corrupted(where);
-  struct hk_extent *lprev = NULL, *lnext = NULL;
   if (d) {
-    lprev = e->lru_prev;
-    lnext = e->lru_next;
-    if (lprev ? follow(lprev, where)->lru_next != e : lru_head != e)
-      corrupted(where);
-    if (lnext ? follow(lnext, where)->lru_prev != e : lru_tail != e)
+    lru_seen = e->lru_node;
+    if (!hk_queue_linked(&lru, e, lru_seen, LRU_NODE, follow, where))
       corrupted(where);
   }
-  if (prev)
-    prev->next = next;
-  else
-    bins[d][e->bin] = next;
-  if (next)
-    next->prev = prev;
-  if (!bins[d][e->bin])
+  hk_list_unlink(bin, seen, BIN_NODE);
+  if (hk_list_empty(bin))
     nonempty[d][e->bin / 64] &= ~((uint64_t)1 << (e->bin % 64));
   if (d) {
-    if (lprev)
-      lprev->lru_next = lnext;
-    else
-      lru_head = lnext;
-    if (lnext)
-      lnext->lru_prev = lprev;
-    else
-      lru_tail = lprev;
+    hk_queue_unlink(&lru, lru_seen, LRU_NODE);
     lru_count--;
     size_t bytes = dirty_range_bytes(e);
     dirty_bytes -= bytes;
@@ -203,16 +192,11 @@ static struct hk_extent *extent_put(struct hk_large_chunk *c, uint32_t page,
   e->dirty_hi = hi;
   e->guards = 0;
   e->refused = 0;
-  bin_insert(e);
+  const void *where = (const void *)hk_chunk_addr(c, page);
+  bin_insert(e, where);
   if (hi > lo) {
     e->freed_ms = hk_os_now_ms();
-    e->lru_prev = NULL;
-    e->lru_next = lru_head;
-    if (lru_head)
-      lru_head->lru_prev = e;
-    else
-      lru_tail = e;
-    lru_head = e;
+    hk_queue_push_front_checked(&lru, e, LRU_NODE, follow, where);
     lru_count++;
     size_t bytes = dirty_range_bytes(e);
     dirty_bytes += bytes;
@@ -227,15 +211,15 @@ static struct hk_extent *extent_put(struct hk_large_chunk *c, uint32_t page,
 static struct hk_extent *find(int set, size_t pages) {
   unsigned b = bin_of(pages);
   int looked = 0;
-  for (struct hk_extent *e = follow(bins[set][b], &bins[set][b]);
-       e && looked < 16; e = follow(e->next, e), looked++)
+  for (struct hk_extent *e = follow(bins[set][b].first, &bins[set][b]);
+       e && looked < 16; e = follow(e->bin_node.next, e), looked++)
     if (e->pages >= pages)
       return e;
   for (unsigned from = b + 1; from < HK_BINS; from = (from / 64 + 1) * 64) {
     uint64_t m = nonempty[set][from / 64] & (~(uint64_t)0 << (from % 64));
     if (m) {
       unsigned i = (from / 64) * 64 + (unsigned)__builtin_ctzll(m);
-      return follow(bins[set][i], &bins[set][i]);
+      return follow(bins[set][i].first, &bins[set][i]);
     }
   }
   return NULL;
@@ -262,8 +246,8 @@ static int comes_before(const struct hk_extent *a, const struct hk_extent *b) {
 static struct hk_extent *find_dirty_first(size_t pages) {
   struct hk_extent *best = NULL;
   int looked = 0;
-  for (struct hk_extent *e = follow(lru_head, &lru_head);
-       e && looked < HK_DIRTY_SCAN; e = follow(e->lru_next, e), looked++)
+  for (struct hk_extent *e = follow(lru.first, &lru.first);
+       e && looked < HK_DIRTY_SCAN; e = follow(e->lru_node.next, e), looked++)
     if (e->pages >= pages && (!best || comes_before(e, best)))
       best = e;
   return best;
@@ -341,8 +325,8 @@ static int join_dirty_with_clean(void) {
   int joined = 0;
   /* Each one is refiled at the head, so n steps from the tail visit each
    * once (fewer when merges absorb some). */
-  for (size_t n = lru_count; n > 0 && lru_tail; n--) {
-    struct hk_extent *e = follow(lru_tail, &lru_tail);
+  for (size_t n = lru_count; n > 0 && lru.last; n--) {
+    struct hk_extent *e = follow(lru.last, &lru.last);
     extent_unlink(e); /* checks it first */
     struct hk_large_chunk *c = e->chunk;
     uint32_t page = page_of(e), pages = e->pages;
@@ -597,11 +581,7 @@ struct hk_large_chunk *hk_chunk_create(size_t pages, size_t align,
 }
 
 void hk_chunk_file(struct hk_large_chunk *c) {
-  c->prev = NULL;
-  c->next = chunks;
-  if (chunks)
-    chunks->prev = c;
-  chunks = c;
+  hk_list_push(&chunks, c, CHUNK_NODE);
   uint32_t page = c->carved;
   uint32_t end = page + (hk_chunk_word(c, page) & HK_PAGE_LEN_MASK);
   if (page > c->first_page)
@@ -613,15 +593,9 @@ void hk_chunk_file(struct hk_large_chunk *c) {
 /* Takes a chunk that is all clean free space off the tier and the region
  * map, onto the unmap list. */
 static void retire(struct hk_large_chunk *c) {
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    chunks = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  hk_list_remove(&chunks, c, CHUNK_NODE);
   hk_region_unregister((uintptr_t)c, (size_t)c->pages << hk_page_shift());
-  c->link = unmap_list;
-  unmap_list = c;
+  hk_stack_push(&unmap_list, c, HK_CHUNK_STACK);
 }
 
 /* Retires the chunk of a clean extent that is all of it. */
@@ -638,23 +612,18 @@ static void unmap_if_empty(struct hk_large_chunk *c) {
 }
 
 void hk_unmap_empty(void) {
-  for (struct hk_large_chunk *c = chunks, *next; c; c = next) {
-    next = c->next;
+  for (struct hk_large_chunk *c = chunks.first, *next; c; c = next) {
+    next = c->chunk_node.next;
     unmap_if_empty(c);
   }
 }
 
-struct hk_large_chunk *hk_take_unmap_list(void) {
-  struct hk_large_chunk *l = unmap_list;
-  unmap_list = NULL;
-  return l;
-}
+struct hk_stack hk_take_unmap_list(void) { return hk_stack_take(&unmap_list); }
 
-size_t hk_unmap_chunks(struct hk_large_chunk *list) {
+size_t hk_unmap_chunks(struct hk_stack list) {
   size_t released = 0;
-  while (list) {
-    struct hk_large_chunk *c = list;
-    list = c->link;
+  struct hk_large_chunk *c;
+  while ((c = hk_stack_pop(&list, HK_CHUNK_STACK)) != NULL) {
     size_t bytes = (size_t)c->pages << hk_page_shift();
     long guard = c->header_guard ? 2 : 0;
     /* Unmapping a whole chunk splits a mapping only where the kernel
@@ -791,8 +760,8 @@ size_t hk_purge_take(int all, size_t limit) {
   /* The dirty list is in the order extents became dirty: the oldest are
    * at the tail, and the walk stops at the first one still young (one
    * refused before is young for a second at least). */
-  while (lru_tail && n < HK_PURGE_BATCH && (size_t)n < limit) {
-    struct hk_extent *e = follow(lru_tail, &lru_tail);
+  while (lru.last && n < HK_PURGE_BATCH && (size_t)n < limit) {
+    struct hk_extent *e = follow(lru.last, &lru.last);
     uint32_t age = now - e->freed_ms;
     int old = delay >= 0 && age >= (uint32_t)delay &&
               (!e->refused || age >= HK_PURGE_BACKOFF_MS);

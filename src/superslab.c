@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "internal/options.h"
@@ -54,42 +55,41 @@ static size_t geometry_map_size(unsigned g) {
 
 struct pool {
   pthread_mutex_t lock;
-  struct hk_superslab *partial; /* SuperSlabs with at least one unused slab */
-  struct hk_superslab *empty;   /* fully unused, kept for reuse */
+  struct hk_list partial; /* SuperSlabs with at least one unused slab */
+  struct hk_stack empty;  /* fully unused, kept for reuse, newest on top */
   unsigned empty_count;
-  struct hk_superslab *dirty;   /* SuperSlabs with slabs to purge */
-  struct hk_superslab *all;     /* every SuperSlab mapped, for statistics */
+  struct hk_list dirty;   /* SuperSlabs with slabs to purge */
+  struct hk_list all;     /* every SuperSlab mapped, for statistics */
   uint32_t last_purge_ms;
 };
 
+/* Where each list's node is in a SuperSlab (list.h). */
+#define PARTIAL_NODE offsetof(struct hk_superslab, partial_node)
+#define EMPTY_NODE offsetof(struct hk_superslab, empty_node)
+#define DIRTY_NODE offsetof(struct hk_superslab, dirty_node)
+#define ALL_NODE offsetof(struct hk_superslab, all_node)
+
 static struct pool pools[HK_GEOM_COUNT] = {
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
-    {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, NULL, NULL, 0},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
+    {.lock = PTHREAD_MUTEX_INITIALIZER},
 };
 
 static uint32_t all_slabs_mask(const struct hk_superslab *ss) {
   return ss->slab_count == 32 ? 0xffffffffu : (1u << ss->slab_count) - 1u;
 }
 
-static void list_insert(struct hk_superslab **head, struct hk_superslab *ss) {
-  ss->pool_prev = NULL;
-  ss->pool_next = *head;
-  if (*head)
-    (*head)->pool_prev = ss;
-  *head = ss;
+/* Off the partial or the dirty list, its links there cleared. */
+static void partial_remove(struct pool *pool, struct hk_superslab *ss) {
+  hk_list_remove(&pool->partial, ss, PARTIAL_NODE);
+  hk_list_node_clear(ss, PARTIAL_NODE);
 }
 
-static void list_remove(struct hk_superslab **head, struct hk_superslab *ss) {
-  if (ss->pool_prev)
-    ss->pool_prev->pool_next = ss->pool_next;
-  else
-    *head = ss->pool_next;
-  if (ss->pool_next)
-    ss->pool_next->pool_prev = ss->pool_prev;
-  ss->pool_next = ss->pool_prev = NULL;
+static void dirty_remove(struct pool *pool, struct hk_superslab *ss) {
+  hk_list_remove(&pool->dirty, ss, DIRTY_NODE);
+  hk_list_node_clear(ss, DIRTY_NODE);
 }
 
 // ---------------------------------------------------------------------------
@@ -143,24 +143,9 @@ static int slab_decommit(struct hk_slab *slab) {
   return rc;
 }
 
-static void dirty_remove(struct pool *pool, struct hk_superslab *ss) {
-  if (ss->dirty_prev)
-    ss->dirty_prev->dirty_next = ss->dirty_next;
-  else
-    pool->dirty = ss->dirty_next;
-  if (ss->dirty_next)
-    ss->dirty_next->dirty_prev = ss->dirty_prev;
-  ss->dirty_next = ss->dirty_prev = NULL;
-}
-
 static void dirty_mark(struct pool *pool, struct hk_superslab *ss, unsigned idx) {
-  if (ss->dirty_mask == 0) {
-    ss->dirty_prev = NULL;
-    ss->dirty_next = pool->dirty;
-    if (pool->dirty)
-      pool->dirty->dirty_prev = ss;
-    pool->dirty = ss;
-  }
+  if (ss->dirty_mask == 0)
+    hk_list_push(&pool->dirty, ss, DIRTY_NODE);
   ss->dirty_mask |= 1u << idx;
   ss->released_ms[idx] = hk_os_now_ms();
 }
@@ -176,9 +161,9 @@ static void dirty_clear(struct pool *pool, struct hk_superslab *ss, unsigned idx
 /* Decommits the dirty slabs released at least `age` ms ago; returns bytes. */
 static size_t purge(struct pool *pool, uint32_t now, uint32_t age) {
   size_t purged = 0;
-  struct hk_superslab *ss = pool->dirty;
+  struct hk_superslab *ss = pool->dirty.first;
   while (ss) {
-    struct hk_superslab *next = ss->dirty_next;
+    struct hk_superslab *next = ss->dirty_node.next;
     uint32_t mask = ss->dirty_mask;
     while (mask) {
       unsigned i = (unsigned)__builtin_ctz(mask);
@@ -197,37 +182,34 @@ static size_t purge(struct pool *pool, uint32_t now, uint32_t age) {
   return purged;
 }
 
-static void all_remove(struct pool *pool, struct hk_superslab *ss);
-
 /* Takes an empty SuperSlab off the dirty and all lists, to be unmapped. */
 static void forget(struct pool *pool, struct hk_superslab *ss) {
   if (ss->dirty_mask)
     dirty_remove(pool, ss);
   ss->dirty_mask = 0;
-  all_remove(pool, ss);
+  hk_list_remove(&pool->all, ss, ALL_NODE);
 }
 
 /* Takes the empty SuperSlabs that have been empty for `age` ms off the
  * pool, beyond the first hk_options.empty_superslabs (the most recently
- * emptied: the list is newest first); returns them chained through
- * pool_next, for the caller to unmap once it has dropped the lock. */
-static struct hk_superslab *expire_empty(struct pool *pool, uint32_t now,
-                                         uint32_t age) {
-  struct hk_superslab *expired = NULL, **at = &pool->empty;
+ * emptied: the stack is newest first); returns them, for the caller to
+ * unmap once it has dropped the lock. */
+static struct hk_stack expire_empty(struct pool *pool, uint32_t now,
+                                    uint32_t age) {
+  struct hk_stack expired = {NULL};
   unsigned kept = 0;
-  while (*at) {
+  for (void **at = &pool->empty.top; *at;) {
     struct hk_superslab *ss = *at;
     if (kept < hk_options.empty_superslabs ||
         (uint32_t)(now - ss->emptied_ms) < age) {
       kept++;
-      at = &ss->pool_next;
+      at = &ss->empty_node.next;
       continue;
     }
-    *at = ss->pool_next;
+    hk_stack_unlink(at, EMPTY_NODE);
     pool->empty_count--;
     forget(pool, ss);
-    ss->pool_next = expired;
-    expired = ss;
+    hk_stack_push(&expired, ss, EMPTY_NODE);
   }
   return expired;
 }
@@ -235,28 +217,28 @@ static struct hk_superslab *expire_empty(struct pool *pool, uint32_t now,
 /* Empty SuperSlabs are kept for the purge delay, not unmapped at once: a
  * program whose threads come and go (a thread per request) would
  * otherwise map, fault in and unmap a SuperSlab per thread. */
-static struct hk_superslab *purge_if_due(struct pool *pool) {
+static struct hk_stack purge_if_due(struct pool *pool) {
+  struct hk_stack none = {NULL};
   long delay = hk_options.purge_delay_ms;
-  if (delay <= 0 || (!pool->dirty && pool->empty_count <= hk_options.empty_superslabs))
-    return NULL;
+  if (delay <= 0 || (hk_list_empty(&pool->dirty) &&
+                     pool->empty_count <= hk_options.empty_superslabs))
+    return none;
   uint32_t now = hk_os_now_ms();
   /* Look a few times per delay, not on every pool operation. */
   if ((uint32_t)(now - pool->last_purge_ms) < (uint32_t)delay / 4 + 1)
-    return NULL;
+    return none;
   pool->last_purge_ms = now;
-  struct hk_superslab *expired = expire_empty(pool, now, (uint32_t)delay);
+  struct hk_stack expired = expire_empty(pool, now, (uint32_t)delay);
   purge(pool, now, (uint32_t)delay);
   return expired;
 }
 
 static void superslab_unmap(struct hk_superslab *ss);
 
-static void unmap_chain(struct hk_superslab *list) {
-  while (list) {
-    struct hk_superslab *next = list->pool_next;
-    superslab_unmap(list);
-    list = next;
-  }
+static void unmap_chain(struct hk_stack list) {
+  struct hk_superslab *ss;
+  while ((ss = hk_stack_pop(&list, EMPTY_NODE)) != NULL)
+    superslab_unmap(ss);
 }
 
 static struct hk_superslab *superslab_map(unsigned geometry) {
@@ -295,16 +277,6 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
   return ss;
 }
 
-/* Takes `ss` off the list of all SuperSlabs (pool lock held). */
-static void all_remove(struct pool *pool, struct hk_superslab *ss) {
-  if (ss->all_prev)
-    ss->all_prev->all_next = ss->all_next;
-  else
-    pool->all = ss->all_next;
-  if (ss->all_next)
-    ss->all_next->all_prev = ss->all_prev;
-}
-
 /* The caller has taken `ss` off every pool list. */
 static void superslab_unmap(struct hk_superslab *ss) {
   size_t size = geometry_map_size(ss->geometry);
@@ -318,12 +290,11 @@ static void superslab_unmap(struct hk_superslab *ss) {
 struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
   struct pool *pool = &pools[geometry];
   pthread_mutex_lock(&pool->lock);
-  struct hk_superslab *ss = pool->partial;
-  if (!ss && pool->empty) {
-    ss = pool->empty;
-    pool->empty = ss->pool_next;
+  struct hk_superslab *ss = pool->partial.first;
+  if (!ss && !hk_stack_empty(&pool->empty)) {
+    ss = hk_stack_pop(&pool->empty, EMPTY_NODE);
     pool->empty_count--;
-    list_insert(&pool->partial, ss);
+    hk_list_push(&pool->partial, ss, PARTIAL_NODE);
   }
   if (!ss) {
     /* Mapping under the lock keeps the pool simple; it happens once per
@@ -333,19 +304,15 @@ struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
       pthread_mutex_unlock(&pool->lock);
       return NULL;
     }
-    list_insert(&pool->partial, ss);
-    ss->all_prev = NULL;
-    ss->all_next = pool->all;
-    if (pool->all)
-      pool->all->all_prev = ss;
-    pool->all = ss;
+    hk_list_push(&pool->partial, ss, PARTIAL_NODE);
+    hk_list_push(&pool->all, ss, ALL_NODE);
   }
   unsigned idx = (unsigned)__builtin_ctz(ss->free_mask);
   ss->free_mask &= ~(1u << idx);
   if (ss->free_mask == 0)
-    list_remove(&pool->partial, ss);
+    partial_remove(pool, ss);
   dirty_clear(pool, ss, idx);
-  struct hk_superslab *expired = purge_if_due(pool);
+  struct hk_stack expired = purge_if_due(pool);
   pthread_mutex_unlock(&pool->lock);
   unmap_chain(expired);
   return &ss->slabs[idx];
@@ -361,24 +328,23 @@ static void release(struct hk_slab *slab, int purge_now) {
   struct hk_superslab *to_unmap = NULL;
   pthread_mutex_lock(&pool->lock);
   if (ss->free_mask == 0)
-    list_insert(&pool->partial, ss);
+    hk_list_push(&pool->partial, ss, PARTIAL_NODE);
   ss->free_mask |= 1u << idx;
   if (!solo && (refused || (!purge_now && hk_options.purge_delay_ms > 0)))
     dirty_mark(pool, ss, idx);
   if (ss->free_mask == all_slabs_mask(ss)) {
-    list_remove(&pool->partial, ss);
+    partial_remove(pool, ss);
     if (!solo && (pool->empty_count < hk_options.empty_superslabs ||
                   hk_options.purge_delay_ms > 0)) {
       ss->emptied_ms = hk_os_now_ms();
-      ss->pool_next = pool->empty;
-      pool->empty = ss;
+      hk_stack_push(&pool->empty, ss, EMPTY_NODE);
       pool->empty_count++;
     } else {
       to_unmap = ss;
       forget(pool, ss);
     }
   }
-  struct hk_superslab *expired = purge_if_due(pool);
+  struct hk_stack expired = purge_if_due(pool);
   pthread_mutex_unlock(&pool->lock);
   if (to_unmap)
     superslab_unmap(to_unmap);
@@ -396,18 +362,16 @@ size_t hk_superslab_trim(void) {
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
     struct pool *pool = &pools[g];
     pthread_mutex_lock(&pool->lock);
-    struct hk_superslab *list = pool->empty;
-    pool->empty = NULL;
+    struct hk_stack list = hk_stack_take(&pool->empty);
     pool->empty_count = 0;
-    for (struct hk_superslab *ss = list; ss; ss = ss->pool_next)
+    for (struct hk_superslab *ss = list.top; ss; ss = ss->empty_node.next)
       forget(pool, ss);
     released += purge(pool, hk_os_now_ms(), 0);
     pthread_mutex_unlock(&pool->lock);
-    while (list) {
-      struct hk_superslab *next = list->pool_next;
-      released += geometry_map_size(list->geometry);
-      superslab_unmap(list);
-      list = next;
+    struct hk_superslab *ss;
+    while ((ss = hk_stack_pop(&list, EMPTY_NODE)) != NULL) {
+      released += geometry_map_size(ss->geometry);
+      superslab_unmap(ss);
     }
   }
   return released;
@@ -417,7 +381,8 @@ void hk_superslab_for_each_slab(void (*fn)(struct hk_slab *, void *), void *arg)
   for (unsigned g = 0; g < HK_GEOM_COUNT; g++) {
     struct pool *pool = &pools[g];
     pthread_mutex_lock(&pool->lock);
-    for (struct hk_superslab *ss = pool->all; ss; ss = ss->all_next)
+    for (struct hk_superslab *ss = pool->all.first; ss;
+         ss = ss->all_node.next)
       for (unsigned i = 0; i < ss->slab_count; i++)
         if (hk_slab_block_size(&ss->slabs[i]) != 0)
           fn(&ss->slabs[i], arg);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "options.h"
 #include "region_map.h"
 #include "report.h"
@@ -21,18 +22,14 @@
 #include "slab.h"
 #include "types.h"
 
-struct hk_slab_queue {
-  struct hk_slab *head, *tail;
-};
-
 struct hk_heap {
   struct hk_slab *cur[HK_CLASS_COUNT]; /* read by the malloc fast path */
-  struct hk_slab_queue avail[HK_CLASS_COUNT]; /* slabs with free blocks */
-  struct hk_slab_queue full[HK_CLASS_COUNT];  /* slabs with none (maybe remote) */
+  struct hk_queue avail[HK_CLASS_COUNT]; /* slabs with free blocks */
+  struct hk_queue full[HK_CLASS_COUNT];  /* slabs with none (maybe remote) */
   /* Unused slabs kept for reuse, under empty_lock: another thread gives
    * them back once they have been kept for the purge delay, or on
    * malloc_trim, since the owner may never call the allocator again. */
-  struct hk_slab *empty[HK_GEOM_COUNT];
+  struct hk_stack empty[HK_GEOM_COUNT];
   unsigned empty_count[HK_GEOM_COUNT];
   _Atomic unsigned empty_lock;
   /* Some slab gained free blocks since the last purge of free pages
@@ -43,8 +40,9 @@ struct hk_heap {
   /* HAKMEM_HARDENED: the current slabs, kept out of `cur` (which then
    * stays at hk_empty_slab) so that every malloc leaves the fast path. */
   struct hk_slab *hard_cur[HK_CLASS_COUNT];
-  struct hk_heap *next_free;
-  struct hk_heap *all_next; /* every heap ever made; heaps are never unmapped */
+  struct hk_stack_node free_node; /* on free_heaps, once its thread exited */
+  /* On all_heaps: every heap ever made; heaps are never unmapped. */
+  struct hk_stack_node all_node;
   /* HAKMEM_STATS counters, written by this heap's thread only. */
   _Atomic uint64_t frees[HK_CLASS_COUNT];
   _Atomic uint64_t remote_frees[HK_CLASS_COUNT];

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "os.h"
 #include "types.h"
 
@@ -71,8 +72,8 @@ struct hk_large_chunk;
  * Pages of the extent outside [dirty_lo, dirty_hi) (page indexes in the
  * chunk; empty when equal) read as zero and hold no memory. */
 struct hk_extent {
-  struct hk_extent *next, *prev;         /* its bin */
-  struct hk_extent *lru_next, *lru_prev; /* dirty extents, newest first */
+  struct hk_list_node bin_node; /* its bin */
+  struct hk_list_node lru_node; /* dirty extents, newest first */
   struct hk_large_chunk *chunk;
   uint32_t pages;
   uint32_t freed_ms; /* when it last became dirty */
@@ -90,12 +91,15 @@ struct hk_large_chunk {
   uint32_t carved;       /* the block a new chunk was made for */
   uint8_t header_guard;  /* the page before first_page is inaccessible */
   uint64_t serial;       /* chunks mapped before this one */
-  struct hk_large_chunk *next, *prev; /* every chunk */
-  struct hk_large_chunk *link; /* on the pending stack or the unmap list */
+  struct hk_list_node chunk_node; /* every chunk */
+  /* On the pending stack (large.c) or the unmap list. */
+  struct hk_stack_node stack_node;
   struct hk_extent *recs; /* one per page */
   uint64_t *freed;        /* one bit per page */
   _Atomic uint32_t map[]; /* one word per page */
 };
+
+#define HK_CHUNK_STACK offsetof(struct hk_large_chunk, stack_node)
 
 /* The page index of `a` in its chunk. */
 static inline uint32_t hk_chunk_page(const struct hk_large_chunk *c,
@@ -203,11 +207,11 @@ void hk_unmap_empty(void);
 
 /* Takes the unmap list (locked); the chunks on it are no longer known to
  * the tier or the region map. */
-struct hk_large_chunk *hk_take_unmap_list(void);
+struct hk_stack hk_take_unmap_list(void);
 
 /* Unmaps a list from hk_take_unmap_list, without the lock; returns the
  * bytes unmapped. */
-size_t hk_unmap_chunks(struct hk_large_chunk *list);
+size_t hk_unmap_chunks(struct hk_stack list);
 
 /* In a forked child: a purge another thread had in flight is abandoned;
  * its extents are filed again as dirty (nothing confirmed them clean). */

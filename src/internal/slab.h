@@ -102,7 +102,7 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
   s->div_magic = hk_div_magic(bs);
   atomic_store_explicit(&s->class_idx, (uint8_t)cls, HK_RELAXED);
   s->list = HK_LIST_AVAIL;
-  s->next = s->prev = NULL;
+  s->queue.next = s->queue.prev = NULL;
   atomic_store_explicit(hk_slab_remote(s), HK_REMOTE_EMPTY, HK_RELAXED);
   atomic_store_explicit(&s->owner, owner, memory_order_release);
 }

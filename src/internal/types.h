@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "os.h"
 
 #define HK_REGION_SHIFT 21
@@ -143,7 +144,12 @@ struct hk_slab {
    * is abandoned or unused. */
   _Atomic uintptr_t owner;
   uint64_t div_magic; /* see hk_div_magic; 0 while the slab is unused */
-  struct hk_slab *next, *prev; /* owner's queues, abandoned stack */
+  /* On one list at a time (list.h): its owner's avail or full queue or
+   * the stuck queue, or a stack (adoptable slabs, or those a heap keeps). */
+  union {
+    struct hk_list_node queue;
+    struct hk_stack_node stack;
+  };
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
@@ -183,9 +189,11 @@ struct hk_superslab {
    * with the advice withdrawn, before its first decommit (see
    * hk_superslab_decommit). */
   _Atomic uint8_t huge;
-  struct hk_superslab *pool_next, *pool_prev;   /* partial list */
-  struct hk_superslab *dirty_next, *dirty_prev; /* purge list */
-  struct hk_superslab *all_next, *all_prev;     /* every mapped one */
+  struct hk_list_node partial_node; /* the pool's partial list */
+  /* The pool's empty ones, or a chain of them to unmap. */
+  struct hk_stack_node empty_node;
+  struct hk_list_node dirty_node; /* purge list */
+  struct hk_list_node all_node;   /* every mapped one */
   struct hk_slab_meta *meta;
   uint32_t link_stride; /* links per slab in meta */
   uint32_t emptied_ms;  /* when its last slab was released (pool's empties) */

@@ -662,7 +662,7 @@ static int some_static[64];
 START_TEST(test_corrupt_next_link_is_reported) {
   struct hk_extent *e;
   char *p = freed_with_record(&e);
-  e->next = (struct hk_extent *)(void *)some_static; /* not a record */
+  e->bin_node.next = (void *)some_static; /* not a record */
   expect_report("malloc", "corrupted large-block metadata", p);
   hk_api_malloc(1 * MiB);
   missed("a record linked to a global", p);
@@ -673,10 +673,70 @@ START_TEST(test_corrupt_prev_link_is_reported) {
   struct hk_extent *e;
   char *p = freed_with_record(&e);
   /* A record of the same chunk, but not one on any list. */
-  e->prev = e + 3;
+  e->bin_node.prev = e + 3;
   expect_report("malloc", "corrupted large-block metadata", p);
   hk_api_malloc(1 * MiB);
   missed("a record linked to an unused record", p);
+}
+END_TEST
+
+/* The dirty list's links are checked as the bins' are: followed while it
+ * is walked for a fit (reported at the record they were read from), and
+ * compared with the neighbours' when the extent is taken off it. */
+START_TEST(test_corrupt_dirty_next_link_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  ck_assert_uint_gt(e->dirty_hi, e->dirty_lo); /* on the dirty list */
+  e->lru_node.next = (void *)some_static;
+  expect_report("malloc", "corrupted large-block metadata", e);
+  hk_api_malloc(1 * MiB);
+  missed("a dirty-list record linked to a global", p);
+}
+END_TEST
+
+START_TEST(test_corrupt_dirty_prev_link_is_reported) {
+  struct hk_extent *e;
+  char *p = freed_with_record(&e);
+  ck_assert_uint_gt(e->dirty_hi, e->dirty_lo);
+  e->lru_node.prev = e + 3;
+  expect_report("malloc", "corrupted large-block metadata", p);
+  hk_api_malloc(1 * MiB);
+  missed("a dirty-list record linked to an unused record", p);
+}
+END_TEST
+
+/* Filing a free extent writes a back link into the first record of its
+ * bin and of the dirty list: that record is checked first, and the
+ * extent being filed is reported. p's record is corrupted; q, freed after
+ * it, goes into p's bin when it has p's size, and after p's record on the
+ * dirty list unless r (of a third size) was freed between them. Every
+ * block lies between walls, so that no free merges. */
+static void corrupt_head_then_free(size_t q_size, size_t r_size) {
+  char *p = hk_api_malloc(1 * MiB);
+  char *wall = hk_api_malloc(1 * MiB);
+  char *q = hk_api_malloc(q_size);
+  char *wall2 = hk_api_malloc(1 * MiB);
+  char *r = r_size ? hk_api_malloc(r_size) : NULL;
+  char *wall3 = hk_api_malloc(1 * MiB);
+  ck_assert(p && wall && q && wall2 && (r || !r_size) && wall3);
+  hk_api_free(p);
+  hk_api_free(r);
+  struct hk_extent *e = record_of(p);
+  ck_assert_uint_eq(e->state, HK_EXT_FILED);
+  ck_assert_uint_gt(e->dirty_hi, e->dirty_lo);
+  e->state = HK_EXT_BUSY; /* not a filed record any more */
+  expect_report("free", "corrupted large-block metadata", q);
+  hk_api_free(q);
+  missed("a list head that is not a filed record", q);
+}
+
+START_TEST(test_corrupt_bin_head_is_reported_on_insert) {
+  corrupt_head_then_free(1 * MiB, 4 * MiB); /* r heads the dirty list */
+}
+END_TEST
+
+START_TEST(test_corrupt_dirty_head_is_reported_on_insert) {
+  corrupt_head_then_free(4 * MiB, 0); /* q's bin is empty */
 }
 END_TEST
 
@@ -743,6 +803,15 @@ static Suite *large_suite(void) {
   tcase_add_test_raise_signal(misuse, test_corrupt_next_link_is_reported,
                               SIGABRT);
   tcase_add_test_raise_signal(misuse, test_corrupt_prev_link_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_dirty_next_link_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_dirty_prev_link_is_reported,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse, test_corrupt_bin_head_is_reported_on_insert,
+                              SIGABRT);
+  tcase_add_test_raise_signal(misuse,
+                              test_corrupt_dirty_head_is_reported_on_insert,
                               SIGABRT);
   tcase_add_test_raise_signal(misuse, test_corrupt_page_count_is_reported,
                               SIGABRT);
