@@ -14,6 +14,32 @@
  *
  * Every 2 MiB region we own has an entry in the region map (region_map.h)
  * that points at the segment header covering it; anything else is not ours.
+ *
+ * Glossary: the nouns as the code uses them, largest first.
+ *   region     a 2 MiB-aligned span of address space, the region map's
+ *              unit; every region hakmem owns belongs to one segment.
+ *   segment    the header every mapping the region map points at starts
+ *              with (struct hk_segment): only a kind tag, SuperSlab or
+ *              large chunk, so that free() can tell the two apart.
+ *   SuperSlab  a 2 MiB mapping cut into slabs of one geometry, with its
+ *              header in slab 0's first page and its links out of band.
+ *   geometry   how a SuperSlab is cut: TINY, SMALL, MEDIUM, HUGE (the
+ *              one-slab geometry of the medium classes above 64 KiB, not
+ *              the kernel's huge pages) and TINY_SOLO.
+ *   slab       a run of a SuperSlab holding blocks of one size class,
+ *              owned by one thread (or abandoned, or unused).
+ *   block      what malloc returns from a slab: a size class's bytes.
+ *   link       a block's entry in its slab's out-of-band free list: the
+ *              next free block's index, or a state (LIVE, PENDING, END).
+ *   chunk      a large-tier mapping of 64 MiB or more (large_chunk.h),
+ *              its page map and records in its header.
+ *   extent     a run of pages in a chunk: a live large block, or free
+ *              space filed in the bins and, if dirty, the dirty list.
+ *   heap       a thread's set of slabs (heap.h); the pool (superslab.c)
+ *              is what all threads share.
+ * "Empty" says a slab has no block out (used == 0); hk_empty_slab is the
+ * placeholder a heap's current slots start on, which never has a block;
+ * a heap keeps a few empty slabs (h->empty), the pool empty SuperSlabs.
  */
 #ifndef HK_TYPES_H
 #define HK_TYPES_H
