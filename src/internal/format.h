@@ -18,9 +18,11 @@ struct hk_fmt {
   int cut; /* something did not fit */
 };
 
-/* A formatter over buf[0, size), size >= 1. */
+/* A formatter over buf[0, size), size >= 1. The buffer starts as an empty
+ * string, so a line that nothing was appended to still reads as one. */
 static inline struct hk_fmt hk_fmt_over(char *buf, size_t size) {
   struct hk_fmt f = {buf, size - 1, 0, 0};
+  buf[0] = '\0';
   return f;
 }
 
