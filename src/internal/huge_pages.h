@@ -26,9 +26,9 @@
  * -1: leave it to the system's default. */
 static inline int hk_huge_pages_advice(void) {
   switch (hk_options.huge_pages) {
-  case HK_HUGE_ALWAYS:
+  case HK_HUGE_PAGES_always:
     return 1;
-  case HK_HUGE_NEVER:
+  case HK_HUGE_PAGES_never:
     return 0;
   default:
     return atomic_load_explicit(&hk_counters.slab_bytes,

@@ -12,7 +12,12 @@
 #     variable and the default, and the -e entry naming every knob that has
 #     no option;
 #   - the library's own parser: with HAKMEM_VERBOSE=1 its start-up line
-#     names every knob with its default.
+#     names every knob with its default;
+#   - the columns the compiler reads (src/options.c checks the rest): an
+#     ENUM's words are those its documentation lists in braces and its
+#     default is one of them, a BOOL's default is 0 or 1, the field is the
+#     member of struct hk_options whose comment names the knob, the diet's
+#     values are the knob's, and a knob the diet changes says so.
 # And that none of them lists a knob, or hakmem-run an option, that
 # knobs.def does not have. An empty default is written "unset".
 #
@@ -31,6 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 knobs_def=$top/src/knobs.def
 header=$top/include/hakmem.h
+options_h=$top/src/internal/options.h
 page1=$top/man/hakmem-run.1
 page7=$top/man/hakmem.7
 
@@ -46,7 +52,7 @@ bail() {
 [ -x "$HAKMEM_RUN" ] || bail "wrapper $HAKMEM_RUN not built"
 [ -f "$HAKMEM_LIB" ] || bail "library $HAKMEM_LIB not built"
 [ -x "$PRINT_ENV" ] || bail "$PRINT_ENV not built"
-for f in "$knobs_def" "$header" "$page1" "$page7"; do
+for f in "$knobs_def" "$header" "$options_h" "$page1" "$page7"; do
     [ -r "$f" ] || bail "cannot read $f"
 done
 command -v mandoc >/dev/null 2>&1 || bail "mandoc not found (Debian: apt-get install mandoc)"
@@ -55,18 +61,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-check-knobs.XXXXXX") || bail "mktemp fai
 trap 'rm -rf "$tmp"' EXIT
 
 # --- knobs.def ---------------------------------------------------------------
-ids=() types=() defs=() opts=() docs=()
-re='^HK_KNOB\(([A-Z][A-Z0-9_]*), (BOOL|SIZE|COUNT|MSEC|ENUM|PATH), "([^"]*)", "([^"]*)", "(.*)"\)$'
-while IFS= read -r line; do
-    case $line in HK_KNOB*) ;; *) continue ;; esac
-    [[ $line =~ $re ]] || bail "knobs.def: cannot parse: $line"
-    ids+=("${BASH_REMATCH[1]}")
-    types+=("${BASH_REMATCH[2]}")
-    defs+=("${BASH_REMATCH[3]}")
-    opts+=("${BASH_REMATCH[4]}")
-    docs+=("${BASH_REMATCH[5]//\\\"/\"}")
-done <"$knobs_def"
-[ ${#ids[@]} -gt 0 ] || bail "knobs.def declares no knobs"
+# shellcheck source=tests/docs/knobs-def.sh
+. "$here/knobs-def.sh"
+knobs_read "$knobs_def"
 
 is_knob() {
     local id
@@ -74,13 +71,6 @@ is_knob() {
         [ "$id" = "$1" ] && return 0
     done
     return 1
-}
-
-# The words of an ENUM knob: those in braces in its documentation.
-enum_words() {
-    local w=${1#*\{}
-    w=${w%%\}*}
-    printf '%s' "${w//, /|}"
 }
 
 shown_default() {
@@ -134,7 +124,7 @@ note() {
     sed 's/^/# /'
 }
 
-echo "1..$((4 * ${#ids[@]} + 5))"
+echo "1..$((5 * ${#ids[@]} + 6))"
 echo "# ${#ids[@]} knobs in src/knobs.def: ${ids[*]}"
 
 # --- hakmem-run --help -------------------------------------------------------
@@ -151,7 +141,7 @@ for i in "${!ids[@]}"; do
         COUNT) hint=N ;;
         MSEC) hint=MS ;;
         PATH) hint=FILE ;;
-        ENUM) hint=$(enum_words "$doc") ;;
+        ENUM) hint=${words[$i]// /|} ;;
         BOOL) hint='0|1' ;;
     esac
     if [ -z "$opt" ]; then
@@ -254,6 +244,78 @@ if [ ${#problems[@]} -eq 0 ]; then
     ok "hakmem.7 lists nothing beyond knobs.def"
 else
     not_ok "hakmem.7 lists nothing beyond knobs.def"
+    printf '%s\n' "${problems[@]}" | note
+fi
+
+# --- the columns for the compiler -----------------------------------------------
+# valid TYPE VALUE: VALUE is one the parser takes for TYPE (src/options.c),
+# for the diet column's values; WORDS is an ENUM's.
+valid() {
+    case $1 in
+        BOOL) [[ ${2,,} =~ ^(1|true|yes|on|0|false|no|off)$ ]] ;;
+        SIZE) [[ $2 =~ ^[0-9]+([KkMmGg]i?)?[Bb]?$ ]] ;;
+        COUNT) [[ $2 =~ ^[0-9]+$ ]] ;;
+        MSEC) [[ $2 =~ ^(-1|[0-9]+)$ ]] ;;
+        ENUM) [[ " $3 " == *" $2 "* ]] ;;
+        *) return 1 ;;
+    esac
+}
+
+struct_members=$(sed -n '/^struct hk_options {/,/^};/p' "$options_h")
+[ -n "$struct_members" ] || bail "no struct hk_options in $options_h"
+diet_entry=$(awk -F'\t' '$1 ~ /^HAKMEM_TINY_MEM_DIET / { print $2 }' "$tmp/env7")
+[ -n "$diet_entry" ] || bail "hakmem.7 has no HAKMEM_TINY_MEM_DIET entry"
+for i in "${!ids[@]}"; do
+    id=${ids[$i]} type=${types[$i]} def=${defs[$i]} doc=${docs[$i]}
+    field=${fields[$i]} w=${words[$i]} diet=${diets[$i]}
+    problems=()
+    braces=$(grep -oE '[{][^}]*[}]' <<<"$doc")
+    if [ "$type" = ENUM ]; then
+        [ "$braces" = "{${w// /, }}" ] ||
+            problems+=("the documentation lists '$braces', the words column ($w)")
+        valid ENUM "$def" "$w" || problems+=("the default $def is not one of its words")
+    else
+        [ -z "$w" ] || problems+=("words ($w), but it is no ENUM")
+        [ -z "$braces" ] || problems+=("the documentation lists words, '$braces', but it is no ENUM")
+    fi
+    [ "$type" != BOOL ] || [ "$def" = 0 ] || [ "$def" = 1 ] ||
+        problems+=("a BOOL's default is written 0 or 1, not $def")
+    member=$(grep -E "[ *]$field;" <<<"$struct_members")
+    if [ "$(grep -c '' <<<"$member")" -ne 1 ] || [ -z "$member" ]; then
+        problems+=("struct hk_options has no one member $field")
+    elif ! grep -qE "/\*.*HAKMEM_$id([^A-Z0-9_]|\$)" <<<"$member"; then
+        problems+=("the comment of member $field does not name HAKMEM_$id: $member")
+    fi
+    if [ "$diet" != KEEP ]; then
+        for v in ${diet_froms[$i]} ${diet_tos[$i]}; do
+            valid "$type" "$v" "$w" || problems+=("$diet: $v is not a value of the knob")
+        done
+        if [[ $doc != *HAKMEM_TINY_MEM_DIET* ]] && ! grep -qE "HAKMEM_$id([^A-Z0-9_]|\$)" <<<"$diet_entry"; then
+            problems+=("the diet changes it ($diet), but neither its documentation nor hakmem.7's HAKMEM_TINY_MEM_DIET entry says so")
+        fi
+    fi
+    if [ ${#problems[@]} -eq 0 ]; then
+        ok "columns: HAKMEM_$id sets $field, words ($w), diet $diet"
+    else
+        not_ok "columns: HAKMEM_$id sets $field, words ($w), diet $diet"
+        printf '%s\n' "${problems[@]}" | note
+    fi
+done
+
+# A member whose comment names a knob is that knob's field.
+problems=()
+while IFS= read -r member; do
+    [[ $member =~ [\ \*]([a-z_][a-z0-9_]*)\;.*/\*.*HAKMEM_([A-Z][A-Z0-9_]*) ]] || continue
+    m=${BASH_REMATCH[1]} v=${BASH_REMATCH[2]} known=no
+    for i in "${!ids[@]}"; do
+        [ "${ids[$i]}" = "$v" ] && [ "${fields[$i]}" = "$m" ] && known=yes
+    done
+    [ $known = yes ] || problems+=("member $m names HAKMEM_$v, whose field knobs.def does not say is $m")
+done <<<"$struct_members"
+if [ ${#problems[@]} -eq 0 ]; then
+    ok "options.h names no knob for a member that is not its field"
+else
+    not_ok "options.h names no knob for a member that is not its field"
     printf '%s\n' "${problems[@]}" | note
 fi
 

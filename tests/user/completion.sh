@@ -47,16 +47,9 @@ has() {
     grep -qxF -- "$1" "$tmp/got"
 }
 
-ids=() types=() opts=() docs=()
-re='^HK_KNOB\(([A-Z][A-Z0-9_]*), (BOOL|SIZE|COUNT|MSEC|ENUM|PATH), "([^"]*)", "([^"]*)", "(.*)"\)$'
-while IFS= read -r line; do
-    case $line in HK_KNOB*) ;; *) continue ;; esac
-    [[ $line =~ $re ]] || bail "knobs.def: cannot parse: $line"
-    ids+=("${BASH_REMATCH[1]}")
-    types+=("${BASH_REMATCH[2]}")
-    opts+=("${BASH_REMATCH[4]}")
-    docs+=("${BASH_REMATCH[5]}")
-done <"$top/src/knobs.def"
+# shellcheck source=tests/docs/knobs-def.sh
+. "$top/tests/docs/knobs-def.sh"
+knobs_read "$top/src/knobs.def"
 
 complete_words -
 for o in -h --help -V --version -e --env --compare --compare-show-output --pymalloc; do
@@ -89,9 +82,7 @@ for i in "${!ids[@]}"; do
     if [ "${types[$i]}" != ENUM ] || [ -z "${opts[$i]}" ]; then
         continue
     fi
-    words=${docs[$i]#*\{}
-    words=${words%%\}*}
-    for w in ${words//,/ }; do
+    for w in ${words[$i]}; do
         complete_words "${opts[$i]}=" 
         has "$w" || problem "${opts[$i]}= does not offer $w"
         complete_words "${opts[$i]}" ""

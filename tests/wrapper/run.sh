@@ -63,31 +63,19 @@ trap 'rm -rf "$tmp"' EXIT
 ulimit -c 0 2>/dev/null || true
 
 # --- knobs.def ---------------------------------------------------------------
-ids=() types=() defs=() opts=() docs=()
-re='^HK_KNOB\(([A-Z][A-Z0-9_]*), (BOOL|SIZE|COUNT|MSEC|ENUM|PATH), "([^"]*)", "([^"]*)", "(.*)"\)$'
-while IFS= read -r line; do
-    case $line in HK_KNOB*) ;; *) continue ;; esac
-    [[ $line =~ $re ]] || bail "knobs.def: cannot parse: $line"
-    ids+=("${BASH_REMATCH[1]}")
-    types+=("${BASH_REMATCH[2]}")
-    defs+=("${BASH_REMATCH[3]}")
-    opts+=("${BASH_REMATCH[4]}")
-    docs+=("${BASH_REMATCH[5]}")
-done <"$knobs_def"
-[ ${#ids[@]} -gt 0 ] || bail "knobs.def declares no knobs"
+# shellcheck source=tests/docs/knobs-def.sh
+. "$top/tests/docs/knobs-def.sh"
+knobs_read "$knobs_def"
 
-# A valid value other than the default, for each type.
+# A valid value other than the default, for each type (for an ENUM, the
+# last of its words, given as the second argument).
 sample_value() {
     case $1 in
         BOOL) echo 1 ;;
         SIZE) echo 3M ;;
         COUNT) echo 7 ;;
         MSEC) echo 250 ;;
-        ENUM)
-            local w=${2#*\{}
-            w=${w%%\}*}
-            echo "${w##*, }"
-            ;;
+        ENUM) echo "${2##* }" ;;
         PATH) echo "$tmp/sample-$3" ;;
     esac
 }
@@ -305,8 +293,8 @@ for i in "${!ids[@]}"; do
         forms=("$opt")
         wanted=("$want")
     else
-        v1=$(sample_value "$type" "${docs[$i]}" a)
-        v2=$(sample_value "$type" "${docs[$i]}" b)
+        v1=$(sample_value "$type" "${words[$i]}" a)
+        v2=$(sample_value "$type" "${words[$i]}" b)
         forms=("$opt=$v1" "$opt $v2")
         wanted=("$v1" "$v2")
     fi
@@ -345,7 +333,7 @@ verdict "the last setting wins; inherited knobs pass unless an option sets them"
 # --- -e -----------------------------------------------------------------------------
 for i in "${!ids[@]}"; do
     id=${ids[$i]}
-    v=$(sample_value "${types[$i]}" "${docs[$i]}" e)
+    v=$(sample_value "${types[$i]}" "${words[$i]}" e)
     lower=$(printf '%s' "$id" | tr '[:upper:]' '[:lower:]')
     for form in "-e $id=$v" "-e HAKMEM_$id=$v" "--env $lower=$v" "--env=hakmem_$lower=$v" "-e$id=$v"; do
         # shellcheck disable=SC2086 # "-e NAME=VALUE" is meant to split
