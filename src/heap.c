@@ -7,13 +7,13 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "internal/counters.h"
 #include "internal/hardened.h"
 #include "internal/init.h"
 #include "internal/large.h"
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/slab.h"
-#include "internal/stats.h"
 #include "internal/superslab.h"
 
 /* How many full slabs a refill looks at for remote frees before it takes a
@@ -345,7 +345,7 @@ static void maybe_purge(struct hk_heap *h) {
 
 static void heap_release_slab(struct hk_heap *h, struct hk_slab *s) {
   unsigned g = hk_slab_superslab(s)->geometry;
-  hk_stats_sub(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
+  hk_counters_sub(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
   hk_slab_reset(s);
   if (h && g != HK_GEOM_TINY_SOLO && hk_options.heap_empty_slabs > 0) {
     /* Neither the pool nor purge_kept reads this until the slab is
@@ -408,7 +408,7 @@ static struct hk_slab *heap_fresh_slab(struct hk_heap *h, unsigned cls) {
     if (!s)
       return NULL;
   }
-  hk_stats_add(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
+  hk_counters_add(&hk_counters.slab_bytes, (size_t)1 << hk_slab_superslab(s)->slab_shift);
   hk_slab_init(s, cls, hk_owner_token());
   return s;
 }
@@ -728,7 +728,7 @@ static struct hk_heap *heap_new(void) {
         pthread_mutex_unlock(&heaps_lock);
         return NULL;
       }
-      hk_stats_mapped(HK_HEAP_CHUNK);
+      hk_counters_mapped(HK_HEAP_CHUNK);
       heap_chunk_left = HK_HEAP_CHUNK;
     }
     h = (struct hk_heap *)heap_chunk;

@@ -18,6 +18,7 @@
 #include "internal/large.h"
 #include "internal/options.h"
 #include "internal/os.h"
+#include "internal/stats.h"
 #include "internal/superslab.h"
 
 _Atomic int hk_init_state;
@@ -145,6 +146,8 @@ void hk_init_slow(void) {
      * page size stops the program here, not at some later mapping). */
     (void)hk_os_facts_word();
     hk_options_init();
+    if (hk_options.stats)
+      hk_stats_start();
     if (hk_options.verbose)
       hk_options_print();
     hk_crash_handler_install();

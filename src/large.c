@@ -35,12 +35,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "internal/counters.h"
 #include "internal/init.h"
 #include "internal/large_chunk.h"
 #include "internal/options.h"
 #include "internal/region_map.h"
 #include "internal/report.h"
-#include "internal/stats.h"
 
 static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -159,7 +159,7 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
   int guard = hk_options.hardened;
   if (guard && !hk_guard_room()) {
     guard = 0;
-    hk_stats_add(&hk_counters.large_unguarded, 1);
+    hk_counters_add(&hk_counters.large_unguarded, 1);
   }
   size_t pages = pages_for(size) + (guard ? 2 : 0);
   size_t offset = guard ? hk_page_size() : 0;
@@ -191,8 +191,8 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
   }
   char *user = (char *)hk_chunk_addr(c, page) + offset;
   size_t usable = (pages - (guard ? 2 : 0)) << hk_page_shift();
-  hk_stats_add(&hk_counters.large_bytes, usable);
-  hk_stats_add(&hk_counters.large_count, 1);
+  hk_counters_add(&hk_counters.large_bytes, usable);
+  hk_counters_add(&hk_counters.large_count, 1);
   /* Only pages that may hold old data need zeroing: the rest of free
    * space reads as zero (its records are out of band), so a calloc
    * served from clean space, or from dirty space joined with clean,
@@ -217,8 +217,8 @@ static void free_block(struct hk_large_chunk *c, void *p, uint32_t w) {
   if (w & HK_PAGE_GUARD)
     page--;
   hk_extent_free(c, page, 0, w & HK_PAGE_LEN_MASK);
-  hk_stats_sub(&hk_counters.large_bytes, usable_bytes(w));
-  hk_stats_sub(&hk_counters.large_count, 1);
+  hk_counters_sub(&hk_counters.large_bytes, usable_bytes(w));
+  hk_counters_sub(&hk_counters.large_count, 1);
 }
 
 /* With the lock held: files the chunks and frees the blocks that calls
@@ -394,7 +394,7 @@ void *hk_large_resize(struct hk_large_chunk *c, void *p, size_t size) {
     result = have >= HK_MOVE_MIN_PAGES ? move_block(c, page, have, want) : NULL;
     if (!result)
       return NULL;
-    hk_stats_add(&hk_counters.large_bytes,
+    hk_counters_add(&hk_counters.large_bytes,
                  (size_t)(want - have) << hk_page_shift());
     return result;
   }
@@ -402,8 +402,8 @@ void *hk_large_resize(struct hk_large_chunk *c, void *p, size_t size) {
   if (want != have) {
     size_t before = (size_t)have << hk_page_shift();
     size_t after = (size_t)want << hk_page_shift();
-    hk_stats_add(&hk_counters.large_bytes, after);
-    hk_stats_sub(&hk_counters.large_bytes, before);
+    hk_counters_add(&hk_counters.large_bytes, after);
+    hk_counters_sub(&hk_counters.large_bytes, before);
   }
   return result;
 }

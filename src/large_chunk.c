@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/options.h"
+#include "internal/counters.h"
 #include "internal/huge_pages.h"
+#include "internal/options.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
 #include "internal/report.h"
-#include "internal/stats.h"
 
 /* Chunks are at least this big, so that blocks of different sizes share
  * them and one freed block's pages can serve the next request of another
@@ -169,7 +169,7 @@ static void extent_unlink(struct hk_extent *e) {
     lru_count--;
     size_t bytes = dirty_range_bytes(e);
     dirty_bytes -= bytes;
-    hk_stats_sub(&hk_counters.large_cached_bytes, bytes);
+    hk_counters_sub(&hk_counters.large_cached_bytes, bytes);
   }
   e->state = 0;
 }
@@ -200,7 +200,7 @@ static struct hk_extent *extent_put(struct hk_large_chunk *c, uint32_t page,
     lru_count++;
     size_t bytes = dirty_range_bytes(e);
     dirty_bytes += bytes;
-    hk_stats_add(&hk_counters.large_cached_bytes, bytes);
+    hk_counters_add(&hk_counters.large_cached_bytes, bytes);
   }
   return e;
 }
@@ -447,7 +447,7 @@ int hk_extent_guard(struct hk_large_chunk *c, uint32_t page) {
   }
   if (r->guards == (HK_GUARD_HEAD | HK_GUARD_TAIL))
     return 1;
-  hk_stats_add(&hk_counters.large_unguarded, 1);
+  hk_counters_add(&hk_counters.large_unguarded, 1);
   return 0;
 }
 
@@ -527,7 +527,7 @@ static struct hk_large_chunk *chunk_map(size_t pages) {
     hk_os_unmap(c, bytes);
     return NULL;
   }
-  hk_stats_mapped(bytes);
+  hk_counters_mapped(bytes);
   return c;
 }
 
@@ -633,7 +633,7 @@ size_t hk_unmap_chunks(struct hk_stack list) {
       hk_os_decommit(c, bytes);
     else
       charged(-guard);
-    hk_stats_unmapped(bytes);
+    hk_counters_unmapped(bytes);
     released += bytes;
   }
   return released;

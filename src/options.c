@@ -23,7 +23,6 @@
 
 #include "hakmem.h"
 #include "internal/os.h"
-#include "internal/stats.h"
 #include "internal/types.h"
 
 extern char **environ;
@@ -329,8 +328,6 @@ void hk_options_init(void) {
       o.large_threshold < HK_TINY_MAX ? o.large_threshold : HK_TINY_MAX;
   o.empty_superslabs = o.mem_diet ? 0 : HK_POOL_EMPTY_SUPERSLABS;
   hk_options = o;
-  if (o.stats)
-    hk_stats_start();
 }
 
 void hk_options_print(void) {

@@ -1,5 +1,4 @@
-/* stats.c: process-wide counters and the functions that report them:
- * mallinfo/mallinfo2, malloc_stats and hakmem.h's extras. */
+/* stats.c: the reports of stats.h. */
 #define _GNU_SOURCE
 #include "internal/stats.h"
 
@@ -15,47 +14,12 @@
 
 #include "hakmem.h"
 #include "internal/api.h"
+#include "internal/counters.h"
 #include "internal/format.h"
 #include "internal/heap.h"
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/superslab.h"
-
-struct hk_counters hk_counters;
-
-void hk_stats_mapped(size_t bytes) {
-  size_t now = atomic_fetch_add_explicit(&hk_counters.mapped, bytes,
-                                         memory_order_relaxed) + bytes;
-  size_t peak = atomic_load_explicit(&hk_counters.peak_mapped,
-                                     memory_order_relaxed);
-  while (now > peak &&
-         !atomic_compare_exchange_weak_explicit(&hk_counters.peak_mapped,
-                                                &peak, now,
-                                                memory_order_relaxed,
-                                                memory_order_relaxed)) {
-  }
-}
-
-void hk_stats_superslabs(int delta) {
-  if (delta < 0) {
-    hk_stats_sub(&hk_counters.superslabs, 1);
-    return;
-  }
-  size_t now = atomic_fetch_add_explicit(&hk_counters.superslabs, 1,
-                                         memory_order_relaxed) + 1;
-  size_t peak = atomic_load_explicit(&hk_counters.peak_superslabs,
-                                     memory_order_relaxed);
-  while (now > peak &&
-         !atomic_compare_exchange_weak_explicit(&hk_counters.peak_superslabs,
-                                                &peak, now,
-                                                memory_order_relaxed,
-                                                memory_order_relaxed)) {
-  }
-}
-
-void hk_stats_unmapped(size_t bytes) {
-  hk_stats_sub(&hk_counters.mapped, bytes);
-}
 
 static size_t load(_Atomic size_t *c) {
   return atomic_load_explicit(c, memory_order_relaxed);

@@ -6,12 +6,11 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "internal/options.h"
+#include "internal/counters.h"
 #include "internal/huge_pages.h"
+#include "internal/options.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
-#include "internal/slab.h"
-#include "internal/stats.h"
 
 /* Slab sizes as types.h lists them. A slab is at least four pages: slab 0
  * gives a page to the header, which must not cost it more than a quarter,
@@ -127,15 +126,13 @@ int hk_superslab_decommit(struct hk_superslab *ss, void *addr, size_t size) {
 static int slab_decommit(struct hk_slab *slab) {
   struct hk_superslab *ss = hk_slab_superslab(slab);
   uintptr_t base = hk_slab_base(slab);
-  uintptr_t start =
-      hk_slab_index(slab) == 0 ? base + hk_superslab_data_offset() : base;
+  uintptr_t start = hk_slab_data_start(slab);
   int rc = hk_superslab_decommit(ss, (void *)start,
                                  ((size_t)1 << ss->slab_shift) - (start - base));
   /* Links of neighbouring slabs may share a page: only the pages this
    * slab's links cover whole go. */
   uintptr_t page_mask = hk_page_size() - 1;
-  uintptr_t links = (uintptr_t)(hk_superslab_links(ss) +
-                                (uintptr_t)hk_slab_index(slab) * ss->link_stride);
+  uintptr_t links = (uintptr_t)hk_slab_links_at(slab);
   uintptr_t lo = (links + page_mask) & ~page_mask;
   uintptr_t hi = (links + ss->link_stride * sizeof(hk_link)) & ~page_mask;
   if (rc == 0 && hi > lo)
@@ -272,19 +269,19 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
     errno = ENOMEM;
     return NULL;
   }
-  hk_stats_mapped(size);
-  hk_stats_superslabs(1);
+  hk_counters_mapped(size);
+  hk_counters_superslabs(1);
   return ss;
 }
 
 /* The caller has taken `ss` off every pool list. */
 static void superslab_unmap(struct hk_superslab *ss) {
   size_t size = geometry_map_size(ss->geometry);
-  hk_stats_superslabs(-1);
+  hk_counters_superslabs(-1);
   hk_region_unregister((uintptr_t)ss, HK_REGION_SIZE);
   hk_os_unmap(ss->meta, meta_size(ss->geometry));
   hk_os_unmap(ss, size);
-  hk_stats_unmapped(size);
+  hk_counters_unmapped(size);
 }
 
 struct hk_slab *hk_superslab_acquire_slab(unsigned geometry) {
@@ -384,7 +381,8 @@ void hk_superslab_for_each_slab(void (*fn)(struct hk_slab *, void *), void *arg)
     for (struct hk_superslab *ss = pool->all.first; ss;
          ss = ss->all_node.next)
       for (unsigned i = 0; i < ss->slab_count; i++)
-        if (hk_slab_block_size(&ss->slabs[i]) != 0)
+        if (atomic_load_explicit(&ss->slabs[i].block_size,
+                                 memory_order_relaxed) != 0)
           fn(&ss->slabs[i], arg);
     pthread_mutex_unlock(&pool->lock);
   }

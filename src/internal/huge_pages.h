@@ -17,8 +17,8 @@
 
 #include <stdatomic.h>
 
+#include "counters.h"
 #include "options.h"
-#include "stats.h"
 
 #define HK_HUGE_AUTO_BYTES ((size_t)64 << 20)
 

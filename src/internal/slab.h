@@ -8,11 +8,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "counters.h"
 #include "options.h"
 #include "os.h"
 #include "report.h"
 #include "size_class.h"
-#include "stats.h"
 #include "superslab.h"
 #include "types.h"
 
@@ -61,15 +61,6 @@ static inline struct hk_div hk_div_by_magic(uint32_t n, uint64_t magic) {
   return r;
 }
 
-static inline unsigned hk_slab_index(const struct hk_slab *s) {
-  return (unsigned)(s - hk_slab_superslab(s)->slabs);
-}
-
-static inline uintptr_t hk_slab_base(const struct hk_slab *s) {
-  const struct hk_superslab *ss = hk_slab_superslab(s);
-  return (uintptr_t)ss + ((uintptr_t)hk_slab_index(s) << ss->slab_shift);
-}
-
 static inline _Atomic uint32_t *hk_slab_remote(const struct hk_slab *s) {
   return &hk_slab_superslab(s)->meta->remote[hk_slab_index(s)].head;
 }
@@ -88,15 +79,13 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
                                 uintptr_t owner) {
   struct hk_superslab *ss = hk_slab_superslab(s);
   uintptr_t base = hk_slab_base(s);
-  uintptr_t start =
-      hk_slab_index(s) == 0 ? base + hk_superslab_data_offset() : base;
+  uintptr_t start = hk_slab_data_start(s);
   uint32_t bs = hk_class_size[cls];
   s->free = HK_LINK_END;
   hk_slab_set_used(s, 0);
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->start = start;
-  s->links =
-      hk_superslab_links(ss) + (uintptr_t)hk_slab_index(s) * ss->link_stride;
+  s->links = hk_slab_links_at(s);
   atomic_store_explicit(&s->block_size, bs, HK_RELAXED);
   s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
   s->div_magic = hk_div_magic(bs);

@@ -19,6 +19,16 @@ static inline struct hk_superslab *hk_slab_superslab(const struct hk_slab *s) {
   return (struct hk_superslab *)((uintptr_t)s & ~(uintptr_t)HK_REGION_MASK);
 }
 
+/* Which slab of its SuperSlab s is, and where its memory begins. */
+static inline unsigned hk_slab_index(const struct hk_slab *s) {
+  return (unsigned)(s - hk_slab_superslab(s)->slabs);
+}
+
+static inline uintptr_t hk_slab_base(const struct hk_slab *s) {
+  const struct hk_superslab *ss = hk_slab_superslab(s);
+  return (uintptr_t)ss + ((uintptr_t)hk_slab_index(s) << ss->slab_shift);
+}
+
 /* Where slab 0's blocks start: the header has the SuperSlab's first page,
  * whole, so that the rest of slab 0 is whole pages to give back. */
 static inline size_t hk_superslab_data_offset(void) { return hk_page_size(); }
@@ -28,6 +38,18 @@ static inline size_t hk_superslab_data_offset(void) { return hk_page_size(); }
 static inline _Atomic hk_link *
 hk_superslab_links(const struct hk_superslab *ss) {
   return (_Atomic hk_link *)((char *)ss->meta + hk_page_size());
+}
+
+/* Where s's blocks start (past the header in slab 0) and where its links
+ * are. */
+static inline uintptr_t hk_slab_data_start(const struct hk_slab *s) {
+  uintptr_t base = hk_slab_base(s);
+  return hk_slab_index(s) == 0 ? base + hk_superslab_data_offset() : base;
+}
+
+static inline _Atomic hk_link *hk_slab_links_at(const struct hk_slab *s) {
+  const struct hk_superslab *ss = hk_slab_superslab(s);
+  return hk_superslab_links(ss) + (uintptr_t)hk_slab_index(s) * ss->link_stride;
 }
 
 /* log2 of the slab size of a geometry, and how many slabs a SuperSlab of
