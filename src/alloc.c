@@ -1,7 +1,7 @@
 /* alloc.c: the standard malloc API, dispatching to the tiers.
  *
  *   size <= 256 KiB (and alignment <= 4 KiB): a size class, served by the
- *   calling thread's heap from slabs of SuperSlabs (heap.h)
+ *   calling thread's heap from slabs of SuperSlabs (small.h)
  *   larger, or more aligned: the large tier (large.h)
  *
  * free() and friends find a pointer's tier through the region map, so a
@@ -15,20 +15,34 @@
 #include <string.h>
 
 #include "internal/api.h"
-#include "internal/heap.h"
+#include "internal/heap_purge.h"
+#include "internal/init.h"
 #include "internal/large.h"
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
 #include "internal/size_class.h"
+#include "internal/small.h"
 #include "internal/superslab.h"
 
 #define HK_MIN_ALIGN 16
 
+/* The knobs decide the large cache's size, and a large block may be the
+ * process's first. When the OS refuses memory, what the small tiers keep
+ * unused goes back too before one retry (the large tier has given back
+ * its own already). */
+static void *large_alloc(size_t size, size_t align, int zero) {
+  hk_init();
+  void *p = hk_large_alloc(size, align, zero);
+  if (!p && errno == ENOMEM && hk_give_back_unused())
+    p = hk_large_alloc(size, align, zero);
+  return p;
+}
+
 static __attribute__((noinline)) void *alloc_above_tiny(size_t size) {
   if (size <= hk_options.large_threshold)
     return hk_small_alloc(hk_size_to_class(size));
-  return hk_large_alloc(size, HK_MIN_ALIGN, 0);
+  return large_alloc(size, HK_MIN_ALIGN, 0);
 }
 
 /* One compare decides the tiny fast path: the threshold knob may be set
@@ -47,7 +61,7 @@ static void *alloc_aligned(size_t size, size_t align) {
                      : HK_CLASS_COUNT;
   if (cls < HK_CLASS_COUNT)
     return hk_small_alloc(cls);
-  return hk_large_alloc(size, align, 0);
+  return large_alloc(size, align, 0);
 }
 
 /* free() of a pointer whose region entry (from the map's fast levels) is
@@ -131,7 +145,7 @@ HK_API_FN(void *, calloc, (size_t n, size_t size)) {
     return NULL;
   }
   if (total > hk_options.large_threshold)
-    return hk_large_alloc(total, HK_MIN_ALIGN, 1);
+    return large_alloc(total, HK_MIN_ALIGN, 1);
   void *p = hk_small_alloc(hk_size_to_class(total));
   if (p)
     memset(p, 0, total);

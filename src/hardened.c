@@ -7,6 +7,7 @@
 
 #include "internal/heap.h"
 #include "internal/options.h"
+#include "internal/remote.h"
 #include "internal/report.h"
 #include "internal/size_class.h"
 #include "internal/slab.h"
@@ -81,7 +82,9 @@ void *hk_hardened_alloc(struct hk_heap *h, unsigned cls) {
   }
 }
 
-int hk_hardened_free_check(struct hk_slab *s, unsigned i) {
+/* Slab metadata checked, then the block filled. Returns 0 when the free
+ * was reported and must be dropped (HAKMEM_INVALID_FREE=warn). */
+static int free_check(struct hk_slab *s, unsigned i) {
   /* Thread pointers are aligned; in this mode owners are always recorded
    * with the low tag bit. The class and block size are written together. */
   uintptr_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
@@ -94,4 +97,12 @@ int hk_hardened_free_check(struct hk_slab *s, unsigned i) {
   }
   fill(b, hk_slab_block_size(s));
   return 1;
+}
+
+void hk_hardened_free(struct hk_slab *s, unsigned i) {
+  /* Every free is claimed, the owner's too. */
+  if (!hk_slab_claim(s, i, "free") || !free_check(s, i))
+    return;
+  if (!hk_heap_free_if_owner(s, i))
+    hk_free_remote(s, i, 0);
 }

@@ -14,21 +14,18 @@
 #include <sys/single_threaded.h>
 
 #include "internal/crash.h"
-#include "internal/heap.h"
+#include "internal/abandon.h"
+#include "internal/heaps.h"
 #include "internal/large.h"
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/stats.h"
 #include "internal/superslab.h"
+#include "internal/thread.h"
 
 _Atomic int hk_init_state;
 static __thread int init_running_here
     __attribute__((tls_model("initial-exec")));
-static pthread_key_t thread_key;
-
-static void thread_exit(void *heap) {
-  hk_heap_detach(heap);
-}
 
 /*
  * Fork.
@@ -109,7 +106,8 @@ static void fork_prepare(void) {
   }
   if (have_list_lock())
     _IO_list_lock();
-  hk_heap_fork_prepare();
+  hk_heaps_fork_prepare();
+  hk_abandoned_fork_prepare();
   hk_large_fork_prepare();
   hk_superslab_fork_prepare();
   fork_locked = 1;
@@ -121,7 +119,8 @@ static void fork_parent(void) {
   fork_locked = 0;
   hk_superslab_fork_parent();
   hk_large_fork_parent();
-  hk_heap_fork_parent();
+  hk_abandoned_fork_parent();
+  hk_heaps_fork_parent();
   if (have_list_lock())
     _IO_list_unlock();
 }
@@ -131,7 +130,8 @@ static void fork_child(void) {
   fork_locked = 0;
   hk_superslab_fork_child();
   hk_large_fork_child();
-  hk_heap_fork_child();
+  hk_abandoned_fork_child();
+  hk_heaps_fork_child();
   if (locked && have_list_lock())
     _IO_list_resetlock();
 }
@@ -151,7 +151,7 @@ void hk_init_slow(void) {
     if (hk_options.verbose)
       hk_options_print();
     hk_crash_handler_install();
-    pthread_key_create(&thread_key, thread_exit);
+    hk_thread_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     init_running_here = 0;
     atomic_store_explicit(&hk_init_state, 2, memory_order_release);
@@ -161,10 +161,6 @@ void hk_init_slow(void) {
     return;
   while (atomic_load_explicit(&hk_init_state, memory_order_acquire) != 2)
     sched_yield();
-}
-
-void hk_thread_register(struct hk_heap *h) {
-  pthread_setspecific(thread_key, h);
 }
 
 /* Programs that never allocate still get their knob warnings and the

@@ -36,8 +36,10 @@
 #include <string.h>
 
 #include "internal/counters.h"
-#include "internal/init.h"
 #include "internal/large_chunk.h"
+#include "internal/large_extent.h"
+#include "internal/large_guard.h"
+#include "internal/large_purge.h"
 #include "internal/options.h"
 #include "internal/region_map.h"
 #include "internal/report.h"
@@ -148,7 +150,6 @@ static int get_extent(size_t pages, size_t align, size_t offset,
 }
 
 void *hk_large_alloc(size_t size, size_t align, int zero) {
-  hk_init(); /* the knobs decide the cache size; a large block may be first */
   if (size > SIZE_MAX / 4 || align > SIZE_MAX / 4) {
     errno = ENOMEM;
     return NULL;

@@ -17,6 +17,7 @@
 #include "internal/counters.h"
 #include "internal/format.h"
 #include "internal/heap.h"
+#include "internal/heaps.h"
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/superslab.h"

@@ -13,10 +13,12 @@
  *
  * Nothing of this costs the default mode anything on its inline paths:
  * with the knob on, slab owners carry the low tag bit that sends every
- * free() out of line (see hk_owner_value), and every heap's fast-path
- * current slabs stay at hk_empty_slab, so that every malloc() goes to
- * hk_small_alloc_slow, which hands over to hk_hardened_alloc. The real
- * current slabs are then kept in hk_heap.hard_cur.
+ * free() out of line (see hk_owner_token in slab.h), and every heap's
+ * fast-path current slabs stay at hk_empty_slab, so that every malloc()
+ * goes to hk_small_alloc_slow (small.c), which hands over to
+ * hk_hardened_alloc. The real current slabs are then kept in
+ * hk_heap.hard_cur. Above the heap: hardened.c uses the heap's refill
+ * and the remote frees, and nothing below calls it.
  */
 #ifndef HK_HARDENED_H
 #define HK_HARDENED_H
@@ -33,9 +35,9 @@ struct hk_heap;
 /* malloc of class `cls` for heap h (the calling thread's). */
 void *hk_hardened_alloc(struct hk_heap *h, unsigned cls);
 
-/* The checks of a free of block i (any thread): slab metadata; then fills
- * the block. Returns 0 when the free was reported and must be dropped
- * (HAKMEM_INVALID_FREE=warn), 1 to go on. */
-int hk_hardened_free_check(struct hk_slab *s, unsigned i);
+/* free of block i of s (its link was LIVE), by any thread: claims the
+ * block, checks the slab's metadata, fills the block, and gives it back
+ * to its owner's list (the owner's free) or its remote list. */
+void hk_hardened_free(struct hk_slab *s, unsigned i);
 
 #endif

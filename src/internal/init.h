@@ -1,10 +1,8 @@
-/* init.h: process-wide start-up, thread registration and fork handling. */
+/* init.h: process-wide start-up and fork handling. */
 #ifndef HK_INIT_H
 #define HK_INIT_H
 
 #include <stdatomic.h>
-
-struct hk_heap;
 
 extern _Atomic int hk_init_state; /* 0 new, 1 running, 2 done */
 
@@ -17,8 +15,5 @@ static inline void hk_init(void) {
           atomic_load_explicit(&hk_init_state, memory_order_acquire) != 2, 0))
     hk_init_slow();
 }
-
-/* Arranges for hk_heap_detach(h) when the calling thread exits. */
-void hk_thread_register(struct hk_heap *h);
 
 #endif

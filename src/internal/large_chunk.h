@@ -29,7 +29,9 @@
  * touched: chunks are mapped MAP_NORESERVE and a page of records is
  * committed when the first record in it is written.
  *
- * Everything here runs under the large tier's lock (large.c) unless its
+ * This header has the chunk and its page map; large_extent.h the free
+ * space, large_purge.h its purging, large_guard.h hardened mode's guard
+ * pages. Everything runs under the large tier's lock (large.c) unless its
  * comment says otherwise.
  */
 #ifndef HK_LARGE_CHUNK_H
@@ -122,8 +124,42 @@ static inline struct hk_extent *hk_chunk_record(const struct hk_large_chunk *c,
   return &c->recs[page];
 }
 
-/* The API function being served, named in corruption reports. */
-extern const char *hk_extent_fn;
+/* The page map's words (boundary tags) of extents. */
+static inline void hk_chunk_set_word(struct hk_large_chunk *c, uint32_t page,
+                                     uint32_t w) {
+  atomic_store_explicit(&c->map[page], w, memory_order_relaxed);
+}
+
+/* Writes the boundary words of the extent [page, page + pages). */
+static inline void hk_chunk_set_bounds(struct hk_large_chunk *c,
+                                       uint32_t page, uint32_t pages,
+                                       uint32_t flags) {
+  if (pages > 1)
+    hk_chunk_set_word(c, page + pages - 1, pages | (flags & HK_PAGE_LIVE));
+  hk_chunk_set_word(c, page, pages | HK_PAGE_HEAD | flags);
+}
+
+static inline void hk_chunk_clear_bounds(struct hk_large_chunk *c,
+                                         uint32_t page, uint32_t pages) {
+  hk_chunk_set_word(c, page, 0);
+  hk_chunk_set_word(c, page + pages - 1, 0);
+}
+
+/* Makes one page of the chunk inaccessible (writable 0) or accessible. */
+static inline int hk_chunk_protect_page(struct hk_large_chunk *c, uint32_t page,
+                                        int writable) {
+  return hk_os_protect((void *)hk_chunk_addr(c, page), hk_page_size(),
+                       writable);
+}
+
+/* The mapping budget: inaccessible runs of pages in chunks cost kernel
+ * mappings, of which we may use half of vm.max_map_count (lock-free
+ * estimates when racing). Whether the budget has room for one more
+ * guarded block; whether it has room for `cost` more mappings; counting
+ * `cost` (negative: given back). */
+int hk_guard_room(void);
+int hk_guard_affordable(long cost);
+void hk_guard_charged(long cost);
 
 /* The page word of `p` if it is the start of a live block (guard page
  * skipped), else 0. Lock-free: the words are atomics. */
@@ -136,16 +172,6 @@ const char *hk_chunk_misuse(const struct hk_large_chunk *c, uintptr_t p);
 /* Notes that the block starting at `page` was freed. */
 void hk_chunk_note_freed(struct hk_large_chunk *c, uint32_t page);
 
-/* A live extent of `pages` pages from free space, whose start + `offset`
- * (the caller's block start: 0, or a page with guards) is a multiple of
- * `align` (a power of two); its first page in *chunk_out / *page_out.
- * Pages [*dirty_lo, *dirty_hi) of it (counted from its first page) may
- * hold old data, the others read as zero. 0, or ENOMEM when no free
- * extent fits (no chunk is mapped here: see hk_chunk_create). */
-int hk_extent_alloc(size_t pages, size_t align, size_t offset,
-                    struct hk_large_chunk **chunk_out, uint32_t *page_out,
-                    uint32_t *dirty_lo, uint32_t *dirty_hi);
-
 /* Without the lock: maps a new chunk with room for an extent placed as
  * hk_extent_alloc would, and makes that extent live; its first page in
  * *page_out, all of it reads as zero. The chunk is known to nobody but
@@ -153,68 +179,15 @@ int hk_extent_alloc(size_t pages, size_t align, size_t offset,
 struct hk_large_chunk *hk_chunk_create(size_t pages, size_t align,
                                        size_t offset, uint32_t *page_out);
 
-/* Adds a chunk from hk_chunk_create to the tier: its space around the
- * extent it was made for becomes clean free space. */
-void hk_chunk_file(struct hk_large_chunk *c);
-
-/* Hardened mode. Whether the guard mapping budget has room for one more
- * guarded block (lock-free: an estimate when racing). */
-int hk_guard_room(void);
-
-/* Flags the live extent at `page` HK_PAGE_GUARD (its block starts a page
- * in) and makes its guard pages inaccessible, each if the budget allows and the kernel
- * agrees; a block left without both is counted in
- * hk_counters.large_unguarded. Under the lock, or on a chunk not yet
- * filed. Returns 1 if both are in place. */
-int hk_extent_guard(struct hk_large_chunk *c, uint32_t page);
-
-/* Frees the live extent at `page` (guard pages made accessible first),
- * merging it with its free neighbours; its pages [dirty_lo, dirty_hi)
- * (from its first page) may hold data, the others are known to be zero. */
-void hk_extent_free(struct hk_large_chunk *c, uint32_t page, uint32_t dirty_lo,
-                    uint32_t dirty_hi);
-
-/* Grows the live extent at `page` to `pages` pages from the free extent
- * after it; 1 on success, 0 if that space is not free. */
-int hk_extent_grow(struct hk_large_chunk *c, uint32_t page, uint32_t pages);
-
-/* Shrinks the live extent at `page` to `pages` pages, freeing its tail. */
-void hk_extent_shrink(struct hk_large_chunk *c, uint32_t page, uint32_t pages);
-
-/* Purging, in three steps so that the madvise calls run without the lock:
- * hk_purge_take (locked) takes off their lists, as busy, up to a batch of
- * free extents whose pages should go back: dirty for HAKMEM_PURGE_DELAY,
- * or the oldest while the dirty bytes exceed the cache limit, or with
- * `all` any (at most `limit` of them); it returns how many, 0 when there
- * is nothing to do or another thread's purge is in flight. When the
- * kernel refuses a decommit (locked pages, under mlock or mlockall), the
- * extent waits a second at least before it is tried again, and purging
- * for the cache limit pauses as long, so that memory that cannot be given
- * back costs one madvise a second, not one per call. hk_purge_run
- * (no lock) gives their dirty pages back. hk_purge_finish (locked) files
- * them again: clean where the kernel confirmed it, dirty where it did
- * not; chunks left all clean and free go on the unmap list. It returns
- * the bytes given back. */
-size_t hk_purge_take(int all, size_t limit);
-void hk_purge_run(void);
-size_t hk_purge_finish(void);
-
-/* Dirty extents now: what a purge of everything has to try. */
-size_t hk_dirty_extents(void);
-
-/* Puts every chunk that is all clean free space on the unmap list. */
-void hk_unmap_empty(void);
-
-/* Takes the unmap list (locked); the chunks on it are no longer known to
- * the tier or the region map. */
-struct hk_stack hk_take_unmap_list(void);
+/* Where an extent placed as hk_extent_alloc places it (start + `offset`
+ * a multiple of `align`) begins, in free space starting at `start`. */
+uint32_t hk_chunk_placed(const struct hk_large_chunk *c, uint32_t start,
+                         size_t align, size_t offset);
+/* Takes `page`'s freed bit: its block is live again. */
+void hk_chunk_unnote_freed(struct hk_large_chunk *c, uint32_t page);
 
 /* Unmaps a list from hk_take_unmap_list, without the lock; returns the
  * bytes unmapped. */
 size_t hk_unmap_chunks(struct hk_stack list);
-
-/* In a forked child: a purge another thread had in flight is abandoned;
- * its extents are filed again as dirty (nothing confirmed them clean). */
-void hk_extent_fork_child(void);
 
 #endif

@@ -6,9 +6,11 @@
 #define HK_SLAB_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "counters.h"
+#include "list.h"
 #include "options.h"
 #include "os.h"
 #include "report.h"
@@ -17,6 +19,23 @@
 #include "types.h"
 
 #define HK_RELAXED memory_order_relaxed
+
+/* The calling thread's token: its thread pointer, one instruction away
+ * (mimalloc's _mi_prim_thread_id). Unique among live threads; a thread's
+ * slabs are all abandoned or released when it exits, before another
+ * thread can be given the same pointer. */
+static inline uintptr_t hk_thread_token(void) {
+  return hk_os_thread_pointer();
+}
+
+/* What the slabs of the calling thread hold in their owner field: its
+ * token, or with HAKMEM_STATS or HAKMEM_HARDENED the token with its low
+ * bit set, so that no free matches the fast path's owner test and every
+ * free is counted, or checked, out of line. */
+static inline uintptr_t hk_owner_token(void) {
+  return hk_thread_token() | (unsigned)(hk_options.stats | hk_options.hardened);
+}
+
 static inline unsigned hk_slab_used(const struct hk_slab *s) {
   return atomic_load_explicit(&s->used, HK_RELAXED);
 }
@@ -188,12 +207,85 @@ static inline int hk_slab_carve(struct hk_slab *s) {
   return 1;
 }
 
+/* A slab's queues (a heap's avail and full, the stuck slabs) and stacks
+ * (kept, adoptable). A slab off its queues has NULL links. */
+#define HK_SLAB_QUEUE offsetof(struct hk_slab, queue)
+#define HK_SLAB_STACK offsetof(struct hk_slab, stack)
+static inline void hk_slab_enqueue(struct hk_queue *q, struct hk_slab *s) {
+  hk_queue_push_back(q, s, HK_SLAB_QUEUE);
+}
+static inline void hk_slab_dequeue(struct hk_queue *q, struct hk_slab *s) {
+  hk_queue_remove(q, s, HK_SLAB_QUEUE);
+  hk_list_node_clear(s, HK_SLAB_QUEUE);
+}
+static inline struct hk_slab *hk_slab_queue_pop(struct hk_queue *q) {
+  struct hk_slab *s = q->first;
+  if (s)
+    hk_slab_dequeue(q, s);
+  return s;
+}
+
+/* Whether the owner can hand out a block of s without another slab. */
+static inline int hk_slab_has_blocks(const struct hk_slab *s) {
+  return !hk_slab_list_empty(s) || hk_slab_carved(s) < s->capacity;
+}
+
+/* A slab that leaves the heaps for the pool (or a heap's kept empties):
+ * no longer counted as in use, and every stale pointer into it reported. */
+static inline void hk_slab_retire(struct hk_slab *s) {
+  hk_counters_sub(&hk_counters.slab_bytes,
+                  (size_t)1 << hk_slab_superslab(s)->slab_shift);
+  hk_slab_reset(s);
+}
+
+/* Pops the first block of s's (non-empty) free list into *index: 2 if it
+ * was never handed out before, 1 if it was; 0 after reporting a corrupted
+ * list, which is then dropped. */
+static inline int hk_slab_pop(struct hk_slab *s, unsigned *index) {
+  unsigned i = s->free;
+  hk_link next = hk_link_get(s, i);
+  if (__builtin_expect(next >= HK_LINK_PENDING, 0)) {
+    /* Two frees of one block raced (or a bug of ours): the block is out
+     * with the program or being freed. The list is dropped; its blocks
+     * stay counted in `used`, so the slab is never given back, which is
+     * safe (HAKMEM_INVALID_FREE=warn goes on with the next slab). */
+    s->free = HK_LINK_END;
+    hk_report_misuse("malloc", "corrupted free list", hk_slab_block(s, i));
+    return 0;
+  }
+  s->free = (uint16_t)(next & ~HK_LINK_FRESH);
+  hk_link_set(s, i, HK_LINK_LIVE);
+  hk_slab_set_used(s, hk_slab_used(s) + 1);
+  *index = i;
+  return next & HK_LINK_FRESH ? 2 : 1;
+}
+
+/* Gives back to the OS the pages of s that hold no LIVE or PENDING block.
+ * The caller owns s (or has taken it off the abandoned lists) and has
+ * collected its remote frees. Returns the bytes given back. */
+size_t hk_slab_purge_pages(struct hk_slab *s);
+/* Whether s's use count is what it was at its last purge. */
+int hk_slab_purged_already(struct hk_slab *s);
+
 /* What a free() of a block whose link is `link` (not LIVE) is: a block
  * carved but never handed out was not the program's to free; any other
  * was freed before (or is being freed by another thread right now). */
 static inline const char *hk_slab_misuse(hk_link link) {
   return link < HK_LINK_PENDING && (link & HK_LINK_FRESH) ? "invalid pointer"
                                                           : "double free";
+}
+
+/* Takes block i from LIVE to PENDING with one atomic operation, so that
+ * of two threads freeing the same block at the same instant only one
+ * goes on; the other reports a double free (as `fn`) and gets 0. */
+static inline int hk_slab_claim(struct hk_slab *s, unsigned i, const char *fn) {
+  hk_link live = HK_LINK_LIVE;
+  if (atomic_compare_exchange_strong_explicit(&s->links[i], &live,
+                                              HK_LINK_PENDING, HK_RELAXED,
+                                              HK_RELAXED))
+    return 1;
+  hk_report_misuse(fn, hk_slab_misuse(live), hk_slab_block(s, i));
+  return 0;
 }
 
 #endif

@@ -1,6 +1,6 @@
 /* test_heap.c: unit tests of the per-thread heaps and the tiny/medium
- * paths behind hk_api_malloc and hk_api_free (src/heap.c,
- * src/internal/heap.h, src/alloc.c).
+ * paths behind hk_api_malloc and hk_api_free (src/small.c, src/heap.c and
+ * the files of the heap layer beside it, src/alloc.c).
  *
  * Covered: blocks of every class are usable to their full usable size and
  * never overlap; frees from another thread land on the slab's remote list
@@ -38,6 +38,7 @@
 #include "internal/options.h"
 #include "internal/os.h"
 #include "internal/region_map.h"
+#include "internal/remote.h"
 #include "internal/size_class.h"
 #include "internal/types.h"
 

@@ -24,7 +24,9 @@
 #include "internal/init.h"
 #include "internal/options.h"
 #include "internal/region_map.h"
+#include "internal/remote.h"
 #include "internal/size_class.h"
+#include "internal/small.h"
 #include "internal/slab.h"
 #include "internal/superslab.h"
 #include "internal/types.h"
@@ -423,9 +425,9 @@ START_TEST(test_collect_remote) {
   for (int i = 0; i < 5; i++)
     ck_assert_int_eq(hk_slab_pop(s, &out[i]), 2);
   unsigned rest = s->free;
-  hk_free_remote(s, out[1]);
-  hk_free_remote(s, out[3]);
-  hk_free_remote(s, out[4]);
+  hk_small_free_slow(s, out[1]);
+  hk_small_free_slow(s, out[3]);
+  hk_small_free_slow(s, out[4]);
   hk_remote_flush();
   /* The head carries the count: the owner never walks to count. */
   ck_assert_uint_eq(atomic_load(hk_slab_remote(s)) >> 16, 3);
@@ -460,8 +462,8 @@ START_TEST(test_remote_free_twice_is_caught) {
   unsigned i;
   ck_assert_int_eq(hk_slab_pop(s, &i), 2);
   memset(hk_slab_block(s, i), 0xff, 64);
-  hk_free_remote(s, i);
-  hk_free_remote(s, i);
+  hk_small_free_slow(s, i);
+  hk_small_free_slow(s, i);
   hk_remote_flush();
   ck_assert_uint_eq(atomic_load(hk_slab_remote(s)) >> 16, 1);
   hk_options.invalid_free_warn = 0;
