@@ -27,9 +27,8 @@ size_t hk_abandon_slab(struct hk_slab *s, int purge) {
     hk_heaps_release_slab(NULL, s);
     return 0;
   }
-  /* Never in HAKMEM_HARDENED mode: a freed block keeps its fill, which
-   * reuse checks. */
-  size_t purged = purge && !hk_options.hardened ? hk_slab_purge_pages(s) : 0;
+  size_t purged =
+      purge && hk_options.purge_slab_pages ? hk_slab_purge_pages(s) : 0;
   atomic_store_explicit(&s->owner, 0, memory_order_release);
   unsigned cls = hk_slab_class(s);
   pthread_mutex_lock(&abandoned_lock);

@@ -121,7 +121,7 @@ static size_t usable_size(const void *p, const char *fn) {
     /* A freed block (or one never handed out) is not the program's to
      * resize: realloc to a size it still fits would otherwise hand the
      * freed block back silently. */
-    if (__builtin_expect(hk_link_get(s, i) != HK_LINK_LIVE, 0)) {
+    if (__builtin_expect(!hk_link_live(hk_link_get(s, i)), 0)) {
       hk_report_misuse(fn, "invalid pointer", p);
       return 0;
     }

@@ -47,7 +47,7 @@ static size_t purge_if(struct hk_slab *s, int all, int *spared) {
 static size_t purge_pages(struct hk_heap *h, int all) {
   h->purge_armed = 0;
   h->purged_ms = hk_os_now_ms();
-  if (hk_options.hardened)
+  if (!hk_options.purge_slab_pages)
     return 0;
   size_t purged = 0;
   int spared = 0;

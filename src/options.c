@@ -22,6 +22,7 @@
 #include <sys/auxv.h>
 
 #include "hakmem.h"
+#include "internal/format.h"
 #include "internal/os.h"
 #include "internal/types.h"
 
@@ -156,6 +157,7 @@ struct hk_options hk_options = {
     /* What hk_options_init derives from the defaults. */
     .tiny_limit = HK_TINY_MAX,
     .empty_superslabs = HK_POOL_EMPTY_SUPERSLABS,
+    .purge_slab_pages = 1,
 };
 
 /* The text each knob took its value from, for the verbose line. */
@@ -327,30 +329,20 @@ void hk_options_init(void) {
   o.tiny_limit =
       o.large_threshold < HK_TINY_MAX ? o.large_threshold : HK_TINY_MAX;
   o.empty_superslabs = o.mem_diet ? 0 : HK_POOL_EMPTY_SUPERSLABS;
+  o.purge_slab_pages = !o.hardened;
   hk_options = o;
 }
 
 void hk_options_print(void) {
   char line[2048];
-  size_t at = 0;
-#define PUT(s)                                                                 \
-  do {                                                                         \
-    size_t n_ = strnlen((s), 256);                                             \
-    if (at + n_ < sizeof line - 2) {                                           \
-      memcpy(line + at, (s), n_);                                              \
-      at += n_;                                                                \
-    }                                                                          \
-  } while (0)
-  PUT("hakmem ");
-  PUT(PACKAGE_VERSION);
-  PUT(":");
+  struct hk_fmt f = hk_fmt_over(line, sizeof line);
+  hk_fmt_str(&f, "hakmem " PACKAGE_VERSION ":");
   for (unsigned i = 0; i < K_COUNT; i++) {
-    PUT(" ");
-    PUT(knobs[i].name);
-    PUT("=");
-    PUT(knob_text[i]);
+    hk_fmt_char(&f, ' ');
+    hk_fmt_str(&f, knobs[i].name);
+    hk_fmt_char(&f, '=');
+    hk_fmt_str(&f, knob_text[i]);
   }
-#undef PUT
-  line[at++] = '\n';
-  hk_os_write_stderr(line, at);
+  hk_fmt_newline(&f);
+  hk_os_write_stderr(line, f.len);
 }

@@ -52,7 +52,7 @@ void hk_free_remote(struct hk_slab *s, unsigned i, int batch) {
   unsigned cls = hk_slab_class(s);
   struct remote_batch *b = &batches[cls];
   if (b->slab == s) {
-    hk_link_set(s, i, b->first);
+    hk_freelist_chain(s, i, b->first);
     b->first = (uint16_t)i;
     if (++b->n >= HK_REMOTE_BATCH)
       flush_class(cls);

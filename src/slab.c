@@ -33,7 +33,7 @@ size_t hk_slab_purge_pages(struct hk_slab *s) {
   int in_run = 1;
   size_t purged = 0;
   for (unsigned i = 0; i < carved; i++) {
-    if (hk_link_get(s, i) >= HK_LINK_PENDING) {
+    if (hk_link_in_use(hk_link_get(s, i))) {
       if (in_run)
         purged += purge_range(ss, run, s->start + (uintptr_t)i * bs);
       in_run = 0;

@@ -76,8 +76,7 @@ void hk_heap_release(struct hk_heap *h);
 
 /* The owner's side of free: back onto the slab's own list. */
 static inline void hk_free_local(struct hk_slab *s, unsigned i) {
-  hk_link_set(s, i, s->free);
-  s->free = (uint16_t)i;
+  hk_freelist_push(s, i);
   /* An empty slab that is still the current one stays put: alternating
    * malloc/free of one block must not leave the fast path (but for huge
    * blocks, see refill in heap.c). Any other that empties goes back, and a

@@ -54,6 +54,10 @@ struct hk_options {
   int huge_pages;              /* HAKMEM_HUGE_PAGES: HK_HUGE_PAGES_* */
   unsigned heap_empty_slabs;   /* HAKMEM_THREAD_CACHE_SLABS */
   unsigned empty_superslabs;   /* HK_POOL_EMPTY_SUPERSLABS, 0 under diet */
+  /* Whether the free pages of slabs in use may go back to the OS: not
+   * under HAKMEM_HARDENED, whose freed blocks keep the fill that reuse
+   * checks (a purged page would read zeroes). */
+  int purge_slab_pages;
 };
 
 /* Empty SuperSlabs the shared pool keeps mapped per geometry, past the

@@ -1,7 +1,7 @@
-/* slab.h: operations on one slab -- cutting it into blocks, its
- * out-of-band free list (see the link values in types.h), collecting the
- * blocks other threads freed into it. Only the slab's owner calls these,
- * except hk_slab_remote_push. */
+/* slab.h: operations on one slab -- cutting it into blocks, handing them
+ * out and taking them back through its free list (freelist.h), collecting
+ * the blocks other threads freed into it, its place on a heap's queues.
+ * Only the slab's owner calls these, except hk_slab_remote_push. */
 #ifndef HK_SLAB_H
 #define HK_SLAB_H
 
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "counters.h"
+#include "freelist.h"
 #include "list.h"
 #include "options.h"
 #include "os.h"
@@ -51,14 +52,8 @@ static inline unsigned hk_slab_class(const struct hk_slab *s) {
 static inline unsigned hk_slab_carved(const struct hk_slab *s) {
   return atomic_load_explicit(&s->carved, HK_RELAXED);
 }
-static inline hk_link hk_link_get(const struct hk_slab *s, unsigned i) {
-  return atomic_load_explicit(&s->links[i], HK_RELAXED);
-}
-static inline void hk_link_set(struct hk_slab *s, unsigned i, unsigned v) {
-  atomic_store_explicit(&s->links[i], (hk_link)v, HK_RELAXED);
-}
 static inline int hk_slab_list_empty(const struct hk_slab *s) {
-  return (s->free & HK_LINK_END) != 0;
+  return hk_freelist_empty(s);
 }
 
 /* Division by the block size without a divide (Lemire, Kaser and Kurz,
@@ -100,7 +95,7 @@ static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
   uintptr_t base = hk_slab_base(s);
   uintptr_t start = hk_slab_data_start(s);
   uint32_t bs = hk_class_size[cls];
-  s->free = HK_LINK_END;
+  hk_freelist_clear(s);
   hk_slab_set_used(s, 0);
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->start = start;
@@ -123,41 +118,28 @@ static inline void hk_slab_reset(struct hk_slab *s) {
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->capacity = 0;
   s->div_magic = 0;
-  s->free = HK_LINK_END;
+  hk_freelist_clear(s);
   hk_slab_set_used(s, 0);
 }
 
 /* Moves the blocks other threads freed into the owner's free list. The
- * list is taken whole with its count; it is walked (to find its tail)
- * only when the owner's own list is not empty, and never further than
- * the count, each step checked. */
+ * list is taken whole with its count (see hk_freelist_splice). */
 static inline void hk_slab_collect(struct hk_slab *s) {
   _Atomic uint32_t *remote = hk_slab_remote(s);
   uint32_t h = atomic_load_explicit(remote, HK_RELAXED);
   if (h == HK_REMOTE_EMPTY || h == HK_REMOTE_STUCK)
     return;
   h = atomic_exchange_explicit(remote, HK_REMOTE_EMPTY, memory_order_acquire);
-  unsigned first = h & 0xffffu, n = h >> 16;
-  if (__builtin_expect(first >= s->capacity || n == 0 ||
-                           n > hk_slab_used(s),
-                       0)) {
-    hk_report_misuse("malloc", "corrupted free list",
-                     hk_slab_block(s, first & HK_LINK_INDEX));
+  unsigned first = hk_remote_first(h), n = hk_remote_count(h);
+  /* A head out of range is reported at the block its index bits name. */
+  unsigned bad = first & HK_LINK_INDEX;
+  if (__builtin_expect(first < s->capacity && n != 0 && n <= hk_slab_used(s),
+                       1))
+    bad = hk_freelist_splice(s, first, n);
+  if (__builtin_expect(bad != HK_LINK_END, 0)) {
+    hk_report_misuse("malloc", "corrupted free list", hk_slab_block(s, bad));
     return;
   }
-  if (!hk_slab_list_empty(s)) {
-    unsigned tail = first;
-    for (unsigned k = 1; k < n; k++) {
-      hk_link next = hk_link_get(s, tail);
-      if (__builtin_expect(next >= s->capacity, 0)) {
-        hk_report_misuse("malloc", "corrupted free list", hk_slab_block(s, tail));
-        return;
-      }
-      tail = next;
-    }
-    hk_link_set(s, tail, s->free);
-  }
-  s->free = (uint16_t)first;
   hk_slab_set_used(s, hk_slab_used(s) - n);
   if (__builtin_expect(hk_options.stats, 0))
     atomic_fetch_add_explicit(&hk_counters.collected[hk_slab_class(s)], n,
@@ -169,20 +151,12 @@ static inline void hk_slab_collect(struct hk_slab *s) {
  * Returns the head it replaced. */
 static inline uint32_t hk_slab_remote_push(struct hk_slab *s, unsigned first,
                                            unsigned last, unsigned n) {
-  _Atomic uint32_t *remote = hk_slab_remote(s);
-  uint32_t head = atomic_load_explicit(remote, HK_RELAXED), next;
-  do {
-    uint32_t h = head == HK_REMOTE_STUCK ? HK_REMOTE_EMPTY : head;
-    hk_link_set(s, last, h & 0xffffu);
-    next = (h & 0xffff0000u) + (n << 16) + first;
-  } while (!atomic_compare_exchange_weak_explicit(
-      remote, &head, next, memory_order_release, HK_RELAXED));
-  return head;
+  return hk_freelist_remote_push(s, hk_slab_remote(s), first, last, n);
 }
 
 /* Cuts a few more never-used blocks into the (empty) free list. Carving a
  * little at a time, not the whole slab, keeps untouched link pages out of
- * RSS and bounds what one malloc writes. Their links carry HK_LINK_FRESH,
+ * RSS and bounds what one malloc writes. Their links say they are fresh,
  * so that a free() of one that malloc never returned is told from a
  * double free. */
 #define HK_CARVE_BYTES 8192 /* blocks' worth per carve */
@@ -199,10 +173,7 @@ static inline int hk_slab_carve(struct hk_slab *s) {
     batch = 1;
   if (batch > left)
     batch = left;
-  for (unsigned i = carved; i + 1 < carved + batch; i++)
-    hk_link_set(s, i, (i + 1) | HK_LINK_FRESH);
-  hk_link_set(s, carved + batch - 1, HK_LINK_END | HK_LINK_FRESH);
-  s->free = (uint16_t)carved;
+  hk_freelist_fill_fresh(s, carved, batch);
   atomic_store_explicit(&s->carved, (uint16_t)(carved + batch), HK_RELAXED);
   return 1;
 }
@@ -244,20 +215,19 @@ static inline void hk_slab_retire(struct hk_slab *s) {
 static inline int hk_slab_pop(struct hk_slab *s, unsigned *index) {
   unsigned i = s->free;
   hk_link next = hk_link_get(s, i);
-  if (__builtin_expect(next >= HK_LINK_PENDING, 0)) {
+  if (__builtin_expect(!hk_link_free(next), 0)) {
     /* Two frees of one block raced (or a bug of ours): the block is out
      * with the program or being freed. The list is dropped; its blocks
      * stay counted in `used`, so the slab is never given back, which is
      * safe (HAKMEM_INVALID_FREE=warn goes on with the next slab). */
-    s->free = HK_LINK_END;
+    hk_freelist_clear(s);
     hk_report_misuse("malloc", "corrupted free list", hk_slab_block(s, i));
     return 0;
   }
-  s->free = (uint16_t)(next & ~HK_LINK_FRESH);
-  hk_link_set(s, i, HK_LINK_LIVE);
+  int fresh = hk_freelist_unlink_head(s, i, next);
   hk_slab_set_used(s, hk_slab_used(s) + 1);
   *index = i;
-  return next & HK_LINK_FRESH ? 2 : 1;
+  return fresh ? 2 : 1;
 }
 
 /* Gives back to the OS the pages of s that hold no LIVE or PENDING block.
@@ -267,24 +237,13 @@ size_t hk_slab_purge_pages(struct hk_slab *s);
 /* Whether s's use count is what it was at its last purge. */
 int hk_slab_purged_already(struct hk_slab *s);
 
-/* What a free() of a block whose link is `link` (not LIVE) is: a block
- * carved but never handed out was not the program's to free; any other
- * was freed before (or is being freed by another thread right now). */
-static inline const char *hk_slab_misuse(hk_link link) {
-  return link < HK_LINK_PENDING && (link & HK_LINK_FRESH) ? "invalid pointer"
-                                                          : "double free";
-}
-
-/* Takes block i from LIVE to PENDING with one atomic operation, so that
- * of two threads freeing the same block at the same instant only one
- * goes on; the other reports a double free (as `fn`) and gets 0. */
+/* Claims block i for its free by `fn` (see hk_freelist_claim); reports
+ * the misuse and returns 0 if it was not LIVE. */
 static inline int hk_slab_claim(struct hk_slab *s, unsigned i, const char *fn) {
-  hk_link live = HK_LINK_LIVE;
-  if (atomic_compare_exchange_strong_explicit(&s->links[i], &live,
-                                              HK_LINK_PENDING, HK_RELAXED,
-                                              HK_RELAXED))
+  hk_link found;
+  if (hk_freelist_claim(s, i, &found))
     return 1;
-  hk_report_misuse(fn, hk_slab_misuse(live), hk_slab_block(s, i));
+  hk_report_misuse(fn, hk_link_misuse(found), hk_slab_block(s, i));
   return 0;
 }
 

@@ -36,12 +36,11 @@ int hk_give_back_unused(void);
  * freeing one block at once) goes to the slow path, which reports it. */
 static inline void *hk_small_alloc(unsigned cls) {
   struct hk_slab *s = hk_tls_heap->cur[cls];
-  unsigned i = s->free;
-  if (__builtin_expect(!(i & HK_LINK_END), 1)) {
+  if (__builtin_expect(!hk_freelist_empty(s), 1)) {
+    unsigned i = s->free;
     hk_link next = hk_link_get(s, i);
-    if (__builtin_expect(next < HK_LINK_PENDING, 1)) {
-      s->free = (uint16_t)(next & ~HK_LINK_FRESH);
-      hk_link_set(s, i, HK_LINK_LIVE);
+    if (__builtin_expect(hk_link_free(next), 1)) {
+      hk_freelist_unlink_head(s, i, next);
       hk_slab_set_used(s, hk_slab_used(s) + 1);
       return hk_slab_block(s, i);
     }
@@ -86,8 +85,8 @@ hk_small_free(struct hk_superslab *ss, unsigned slab_shift, void *p,
   /* Only a block out with the program has a LIVE link: this one test
    * catches a double free whatever the program wrote into the block. */
   hk_link link = hk_link_get(s, i);
-  if (__builtin_expect(link != HK_LINK_LIVE, 0)) {
-    hk_report_misuse(fn, hk_slab_misuse(link), p);
+  if (__builtin_expect(!hk_link_live(link), 0)) {
+    hk_report_misuse(fn, hk_link_misuse(link), p);
     return;
   }
   /* With HAKMEM_STATS the owner field is tagged, so every free takes the

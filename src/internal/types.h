@@ -99,39 +99,9 @@ enum hk_geometry {
 
 struct hk_heap;
 
-/* Free lists live out of band. Each slab has an array of links, one per
- * block, in a mapping apart from the blocks (struct hk_slab_meta): the
- * program can write anywhere in its blocks, freed or live, and still
- * cannot steer malloc, because no link the allocator follows is stored
- * where the program writes. A link holds the index of the next free
- * block, or one of the values below, which also tell a block's state:
- *
- *   0 .. 0x3fff      next free block (HK_LINK_FRESH set: this block was
- *                    carved but never handed out)
- *   HK_LINK_END      no next block (may carry HK_LINK_FRESH too)
- *   HK_LINK_PENDING  being freed by another thread (transient)
- *   HK_LINK_LIVE     out with the program
- *
- * malloc stores LIVE into the link of the block it hands out and free
- * checks for it, so a double free is caught whatever the program wrote
- * into the block; a list made inconsistent by two threads freeing one
- * block at the same instant leads malloc to a LIVE or PENDING link, which
- * is reported, never followed. */
+/* A block's entry in its slab's free list, out of band: the next free
+ * block, or the block's state (freelist.h owns the encoding). */
 typedef uint16_t hk_link;
-#define HK_LINK_INDEX 0x3fffu
-#define HK_LINK_FRESH 0x4000u
-#define HK_LINK_END 0x8000u
-#define HK_LINK_PENDING 0xfffeu
-#define HK_LINK_LIVE 0xffffu
-
-/* A slab's remote list head: the first block's index in the low half, the
- * number of blocks in the high half, so that the owner takes the whole
- * list in one exchange and never walks it to count it. */
-#define HK_REMOTE_EMPTY ((uint32_t)HK_LINK_END)
-/* An abandoned slab with no free block holds this instead of EMPTY: the
- * thread whose remote free replaces it knows that the slab just became
- * worth adopting, without reading the slab afterwards. */
-#define HK_REMOTE_STUCK 0xffffffffu
 
 /* Which list a slab is on. An owned slab is its heap's current slab for
  * its class (CURRENT), or on its avail queue (AVAIL) or its full queue
@@ -154,7 +124,7 @@ enum hk_slab_list {
  * remote list head, which other threads write, is on a line of its own in
  * struct hk_slab_meta. */
 struct hk_slab {
-  uint16_t free; /* first free block's index, or HK_LINK_END (owner only) */
+  uint16_t free; /* the free list's head (freelist.h; owner only) */
   /* used, carved, block_size and class_idx are the owner's to write, but
    * are read by remote frees and statistics reports: relaxed atomics,
    * which compile to plain loads and stores. */
@@ -183,7 +153,6 @@ _Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
 /* The most blocks a slab can hold: a tiny slab of the largest pages
  * (4 x 64 KiB, see hk_geometry_shift) of 16-byte blocks. */
 #define HK_SLAB_MAX_BLOCKS (4 * HK_PAGE_SIZE_MAX / 16)
-_Static_assert(HK_SLAB_MAX_BLOCKS - 1 <= HK_LINK_INDEX, "links index blocks");
 
 struct hk_remote_head {
   _Atomic uint32_t head;

@@ -102,6 +102,7 @@ START_TEST(test_compiled_defaults_are_the_parsed_defaults) {
   /* The settings derived from the knobs. */
   ck_assert_uint_eq(compiled.tiny_limit, o.tiny_limit);
   ck_assert_uint_eq(compiled.empty_superslabs, o.empty_superslabs);
+  ck_assert_int_eq(compiled.purge_slab_pages, o.purge_slab_pages);
 }
 END_TEST
 
@@ -159,6 +160,13 @@ START_TEST(test_diet_keeps_no_empty_superslab) {
 }
 END_TEST
 
+/* Hardened mode's freed blocks keep their fill, so their pages stay. */
+START_TEST(test_hardened_keeps_free_pages) {
+  ck_assert_int_eq(parsed(NULL).purge_slab_pages, 1);
+  ck_assert_int_eq(parsed("HAKMEM_HARDENED", "1", NULL).purge_slab_pages, 0);
+}
+END_TEST
+
 /* Every word of an ENUM, in any case, sets its field to the word's index;
  * anything else leaves the default. */
 static void expect_words(const struct knob_case *k) {
@@ -213,6 +221,7 @@ static Suite *options_suite(void) {
   tcase_add_test(tc, test_compiled_defaults_are_the_parsed_defaults);
   tcase_add_test(tc, test_diet_column);
   tcase_add_test(tc, test_diet_keeps_no_empty_superslab);
+  tcase_add_test(tc, test_hardened_keeps_free_pages);
   tcase_add_test(tc, test_enum_words);
   tcase_add_test(tc, test_word_constants);
   suite_add_tcase(s, tc);
