@@ -179,7 +179,18 @@ HK_API_FN(void *, realloc, (void *p, size_t size)) {
    * more than half of it. */
   if (size <= old && size >= old / 2)
     return p;
-  void *q = alloc_size(size);
+  /* A block that must move to grow gets a quarter more than it had, when
+   * that stays below the large tier (which grows in place): a buffer grown
+   * a few bytes at a time then moves once per two or three size classes,
+   * not at each of the eight per doubling. A doubling vector asks for more
+   * than that anyway. */
+  size_t want = size;
+  if (size > old && size <= hk_options.large_threshold) {
+    size_t grown = old + old / 4;
+    if (grown > size && grown <= hk_options.large_threshold)
+      want = grown;
+  }
+  void *q = alloc_size(want);
   if (!q)
     return NULL;
   memcpy(q, p, old < size ? old : size);

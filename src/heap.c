@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "internal/abandon.h"
 #include "internal/counters.h"
@@ -98,6 +99,7 @@ refill(struct hk_heap *h, struct hk_slab **cur, unsigned cls) {
                 ? HK_LIST_AVAIL
                 : HK_LIST_CURRENT;
   *cur = s;
+  h->touched[cls / 64] |= (uint64_t)1 << (cls % 64);
   return s;
 }
 
@@ -177,7 +179,8 @@ int hk_heap_free_if_owner(struct hk_slab *s, unsigned i) {
 }
 
 void hk_heap_release(struct hk_heap *h) {
-  for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+  unsigned c;
+  HK_HEAP_EACH_TOUCHED(h, c) {
     struct hk_slab *s;
     if (h->cur[c] != &hk_empty_slab)
       hk_abandon_slab(h->cur[c], 0);
@@ -190,6 +193,7 @@ void hk_heap_release(struct hk_heap *h) {
     while ((s = hk_slab_queue_pop(&h->full[c])) != NULL)
       hk_abandon_slab(s, 0);
   }
+  memset(h->touched, 0, sizeof h->touched);
   hk_heaps_release_kept(h);
   hk_heaps_retire(h);
 }

@@ -51,7 +51,8 @@ static size_t purge_pages(struct hk_heap *h, int all) {
     return 0;
   size_t purged = 0;
   int spared = 0;
-  for (unsigned c = 0; c < HK_CLASS_COUNT; c++) {
+  unsigned c;
+  HK_HEAP_EACH_TOUCHED(h, c) {
     struct hk_slab *s = h->cur[c], *next;
     if (s != &hk_empty_slab) {
       hk_slab_collect(s);

@@ -36,31 +36,35 @@ _Static_assert(HK_HEAP_CHUNK % HK_PAGE_SIZE_MAX == 0, "whole pages");
 struct hk_heap *hk_heaps_new(void) {
   pthread_mutex_lock(&heaps_lock);
   struct hk_heap *h = hk_stack_pop(&free_heaps, HEAP_FREE);
-  if (!h) {
-    if (heap_chunk_left < sizeof *h) {
-      heap_chunk = hk_os_map_aligned(HK_HEAP_CHUNK, hk_page_size());
-      if (!heap_chunk) {
-        heap_chunk_left = 0;
-        pthread_mutex_unlock(&heaps_lock);
-        return NULL;
-      }
-      hk_counters_mapped(HK_HEAP_CHUNK);
-      heap_chunk_left = HK_HEAP_CHUNK;
-    }
-    h = (struct hk_heap *)heap_chunk;
-    size_t step = (sizeof *h + 63) & ~(size_t)63;
-    heap_chunk += step;
-    heap_chunk_left = heap_chunk_left >= step ? heap_chunk_left - step : 0;
-    memset(h, 0, sizeof *h);
-    hk_stack_push(&all_heaps, h, HEAP_ALL);
+  if (h) {
+    pthread_mutex_unlock(&heaps_lock);
+    /* A retired heap is as hk_heap_release left it: every slot on
+     * hk_empty_slab, no class touched, its queues and kept lists empty,
+     * its counters moved to the totals (hk_heaps_retire). A thread per
+     * request reuses one at each start: no need to clear 6 KiB. */
+    h->purge_armed = 0;
+    h->purge_at_ms = h->purged_ms = 0;
+    return h;
   }
-  /* A reused heap's counters were moved to the totals when it was left.
-   * Under the lock: hk_heaps_purge_kept may be looking at its (empty)
-   * lists. */
-  memset(h, 0, offsetof(struct hk_heap, all_node));
-  pthread_mutex_unlock(&heaps_lock);
+  if (heap_chunk_left < sizeof *h) {
+    heap_chunk = hk_os_map_aligned(HK_HEAP_CHUNK, hk_page_size());
+    if (!heap_chunk) {
+      heap_chunk_left = 0;
+      pthread_mutex_unlock(&heaps_lock);
+      return NULL;
+    }
+    hk_counters_mapped(HK_HEAP_CHUNK);
+    heap_chunk_left = HK_HEAP_CHUNK;
+  }
+  h = (struct hk_heap *)heap_chunk;
+  size_t step = (sizeof *h + 63) & ~(size_t)63;
+  heap_chunk += step;
+  heap_chunk_left = heap_chunk_left >= step ? heap_chunk_left - step : 0;
+  /* Fresh pages read zero: empty queues and kept lists, no class touched. */
   for (unsigned c = 0; c < HK_CLASS_COUNT; c++)
     h->cur[c] = h->hard_cur[c] = &hk_empty_slab;
+  hk_stack_push(&all_heaps, h, HEAP_ALL);
+  pthread_mutex_unlock(&heaps_lock);
   return h;
 }
 

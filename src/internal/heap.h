@@ -40,6 +40,10 @@ struct hk_heap {
   /* HAKMEM_HARDENED: the current slabs, kept out of `cur` (which then
    * stays at hk_empty_slab) so that every malloc leaves the fast path. */
   struct hk_slab *hard_cur[HK_CLASS_COUNT];
+  /* Bit c set: class c's current slots or queues may hold a slab (set by
+   * refill, owner only), so that thread exit and the purge visit the
+   * classes the thread used, not all of them. */
+  uint64_t touched[(HK_CLASS_COUNT + 63) / 64];
   struct hk_stack_node free_node; /* on free_heaps, once its thread exited */
   /* On all_heaps: every heap ever made; heaps are never unmapped. */
   struct hk_stack_node all_node;
@@ -73,6 +77,22 @@ void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s);
 int hk_heap_free_if_owner(struct hk_slab *s, unsigned i);
 /* Gives back everything h owns and retires it (its thread is exiting). */
 void hk_heap_release(struct hk_heap *h);
+
+/* The first class from c on whose bit is set in h->touched, or
+ * HK_CLASS_COUNT. */
+static inline unsigned hk_heap_next_touched(const struct hk_heap *h,
+                                            unsigned c) {
+  while (c < HK_CLASS_COUNT) {
+    uint64_t bits = h->touched[c / 64] >> (c % 64);
+    if (bits)
+      return c + (unsigned)__builtin_ctzll(bits);
+    c = (c / 64 + 1) * 64;
+  }
+  return HK_CLASS_COUNT;
+}
+#define HK_HEAP_EACH_TOUCHED(h, c)                                             \
+  for ((c) = hk_heap_next_touched((h), 0); (c) < HK_CLASS_COUNT;               \
+       (c) = hk_heap_next_touched((h), (c) + 1))
 
 /* The owner's side of free: back onto the slab's own list. */
 static inline void hk_free_local(struct hk_slab *s, unsigned i) {

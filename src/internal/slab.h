@@ -159,18 +159,32 @@ static inline uint32_t hk_slab_remote_push(struct hk_slab *s, unsigned first,
  * RSS and bounds what one malloc writes. Their links say they are fresh,
  * so that a free() of one that malloc never returned is told from a
  * double free. */
-#define HK_CARVE_BYTES 8192 /* blocks' worth per carve */
+#define HK_CARVE_FIRST_BYTES 1024 /* blocks' worth in a slab's first carve */
+#define HK_CARVE_FIRST_BLOCKS 8   /* but at least this many */
+#define HK_CARVE_BYTES 8192       /* the most in any later one */
+/* How many blocks of size bs the carve after `carved` cuts: as many as
+ * were cut before (the total doubles), from HK_CARVE_FIRST_BYTES' worth
+ * (at least HK_CARVE_FIRST_BLOCKS) up to HK_CARVE_BYTES' worth, and at
+ * least one. A fixed amount, not
+ * pages': two 64 KiB pages of 16-byte blocks would be 8192 links written
+ * by one malloc. Small first carves keep a thread that touches many
+ * classes a few times each (a thread per request) from writing 512 links
+ * per class it touches. */
+static inline unsigned hk_slab_carve_batch(uint32_t bs, unsigned carved) {
+  unsigned first = HK_CARVE_FIRST_BYTES / bs, most = HK_CARVE_BYTES / bs;
+  if (first < HK_CARVE_FIRST_BLOCKS)
+    first = HK_CARVE_FIRST_BLOCKS;
+  unsigned batch = carved > first ? carved : first;
+  if (batch > most)
+    batch = most;
+  return batch > 0 ? batch : 1;
+}
 static inline int hk_slab_carve(struct hk_slab *s) {
   unsigned carved = hk_slab_carved(s);
   unsigned left = (unsigned)s->capacity - carved;
   if (left == 0)
     return 0;
-  uint32_t bs = hk_slab_block_size(s);
-  /* A fixed amount, not pages': two 64 KiB pages of 16-byte blocks would
-   * be 8192 links written by one malloc. */
-  unsigned batch = HK_CARVE_BYTES / bs;
-  if (batch == 0)
-    batch = 1;
+  unsigned batch = hk_slab_carve_batch(hk_slab_block_size(s), carved);
   if (batch > left)
     batch = left;
   hk_freelist_fill_fresh(s, carved, batch);

@@ -1195,6 +1195,34 @@ START_TEST(test_hardened_keeps_freed_pages) {
 }
 END_TEST
 
+/* A buffer grown a few bytes at a time (a string builder) moves when it
+ * outgrows its class. Classes are an eighth apart (so that no common size
+ * wastes more than about 12%), which would make it move eight times per
+ * doubling; a block that must move to grow gets a quarter more than it
+ * had, so it moves about three times, as when classes were a quarter
+ * apart, and its slack stays within that quarter. */
+START_TEST(test_realloc_growth_moves_seldom) {
+  char *p = hk_api_malloc(1024);
+  ck_assert_ptr_nonnull(p);
+  unsigned moves = 0;
+  for (size_t n = 1032; n <= 64 * 1024; n += 8) {
+    size_t before = hk_api_malloc_usable_size(p);
+    char *q = hk_api_realloc(p, n);
+    ck_assert_ptr_nonnull(q);
+    if (q != p) {
+      moves++;
+      ck_assert_uint_le(hk_api_malloc_usable_size(q),
+                        (before + before / 4) * 9 / 8);
+    }
+    p = q;
+  }
+  /* Six doublings from 1 KiB to 64 KiB. */
+  ck_assert_uint_le(moves, 6 * 4);
+  ck_assert_uint_ge(moves, 6);
+  hk_api_free(p);
+}
+END_TEST
+
 static Suite *heap_suite(void) {
   Suite *s = suite_create("heap");
   TCase *blocks = tcase_create("blocks");
@@ -1202,6 +1230,7 @@ static Suite *heap_suite(void) {
   tcase_add_test(blocks, test_free_then_malloc_reuses_block);
   tcase_add_test(blocks, test_calloc_small_reads_zero);
   tcase_add_test(blocks, test_aligned_small);
+  tcase_add_test(blocks, test_realloc_growth_moves_seldom);
   suite_add_tcase(s, blocks);
 
   TCase *threads = tcase_create("threads");

@@ -210,17 +210,30 @@ START_TEST(test_slab_carving) {
         ck_assert_uint_le(s->capacity, ss->link_stride);
         ck_assert_uint_le(s->start + (uintptr_t)s->capacity * bs, end);
         ck_assert_uint_gt(s->start + (uintptr_t)(s->capacity + 1) * bs, end);
-        /* Carving goes 8 KiB's worth at a time (at least a block),
-         * whatever the page size. */
-        unsigned want = HK_CARVE_BYTES / bs;
-        if (want == 0)
-          want = 1;
+        /* Carving goes 1 KiB's worth first (at least 8 blocks), then
+         * doubles the total up to 8 KiB's worth at a time (always at
+         * least a block), whatever the page size. */
+        unsigned most = HK_CARVE_BYTES / bs ? HK_CARVE_BYTES / bs : 1;
+        unsigned want = HK_CARVE_FIRST_BYTES / bs;
+        if (want < HK_CARVE_FIRST_BLOCKS)
+          want = HK_CARVE_FIRST_BLOCKS;
+        if (want > most)
+          want = most;
         ck_assert_int_eq(hk_slab_carve(s), 1);
         ck_assert_uint_eq(hk_slab_carved(s),
                           want < s->capacity ? want : s->capacity);
-        do
+        for (;;) {
+          unsigned before = hk_slab_carved(s);
           s->free = HK_LINK_END;
-        while (hk_slab_carve(s));
+          if (!hk_slab_carve(s))
+            break;
+          unsigned step = before < most ? before : most;
+          if (step < want)
+            step = want;
+          if (step > s->capacity - before)
+            step = s->capacity - before;
+          ck_assert_uint_eq(hk_slab_carved(s) - before, step);
+        }
         ck_assert_uint_eq(hk_slab_carved(s), s->capacity);
         /* free()'s division finds each block again, and power-of-two
          * classes are aligned as far as the aligned path promises. */
