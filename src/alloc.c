@@ -107,14 +107,14 @@ static inline __attribute__((always_inline)) void free_ptr(void *p,
 /* Usable size of a block we own; 0 after reporting misuse for `fn`. */
 static size_t usable_size(const void *p, const char *fn) {
   uintptr_t a = (uintptr_t)p;
-  struct hk_segment *seg = hk_region_lookup(a);
-  if (seg == NULL) {
+  struct hk_mapping *mapping = hk_region_lookup(a);
+  if (mapping == NULL) {
     hk_report_misuse(fn, "invalid pointer", p);
     return 0;
   }
-  if (seg->kind == HK_SEG_SUPERSLAB) {
+  if (mapping->kind == HK_MAPPING_SUPERSLAB) {
     unsigned i;
-    struct hk_superslab *ss = (struct hk_superslab *)seg;
+    struct hk_superslab *ss = (struct hk_superslab *)mapping;
     struct hk_slab *s = hk_small_locate(ss, ss->slab_shift, a, fn, &i);
     if (!s)
       return 0;
@@ -127,7 +127,7 @@ static size_t usable_size(const void *p, const char *fn) {
     }
     return hk_slab_block_size(s);
   }
-  return hk_large_usable((struct hk_large_chunk *)seg, p, fn);
+  return hk_large_usable((struct hk_large_chunk *)mapping, p, fn);
 }
 
 HK_API_FN(void *, malloc, (size_t size)) { return alloc_size(size); }
@@ -166,11 +166,11 @@ HK_API_FN(void *, realloc, (void *p, size_t size)) {
     return NULL;
   }
   if (size > hk_options.large_threshold) {
-    struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
-    if (seg->kind == HK_SEG_LARGE) {
+    struct hk_mapping *mapping = hk_region_lookup((uintptr_t)p);
+    if (mapping->kind == HK_MAPPING_LARGE) {
       /* A large block shrinks by giving its tail back and grows into the
        * free pages after it, without a copy when it can. */
-      void *q = hk_large_resize((struct hk_large_chunk *)seg, p, size);
+      void *q = hk_large_resize((struct hk_large_chunk *)mapping, p, size);
       if (q)
         return q;
     }

@@ -90,12 +90,12 @@ refill(struct hk_heap *h, struct hk_slab **cur, unsigned cls) {
   }
   if (hk_slab_list_empty(s))
     hk_slab_carve(s);
-  /* A slab of huge blocks leaves the fast path when it empties even as
+  /* A WHOLE SuperSlab's slab leaves the fast path when it empties even as
    * the current one (see hk_free_local_slow): it is 2 MiB for a handful of
    * blocks, which an idle thread would otherwise pin for good. Not in
    * HAKMEM_HARDENED mode, where the slab stays so that a second free of
    * its last block is still told as a double free. */
-  s->list = hk_class_geometry(cls) == HK_GEOM_HUGE && !hk_options.hardened
+  s->list = hk_class_geometry(cls) == HK_GEOM_WHOLE && !hk_options.hardened
                 ? HK_LIST_AVAIL
                 : HK_LIST_CURRENT;
   *cur = s;
@@ -129,7 +129,7 @@ void hk_free_local_slow(struct hk_heap *h, struct hk_slab *s) {
   if (s->list == HK_LIST_CURRENT)
     return;
   if (s == h->cur[cls] || s == h->hard_cur[cls]) {
-    /* A current slab of huge blocks that emptied (see refill). */
+    /* A current slab of a WHOLE SuperSlab that emptied (see refill). */
     if (hk_slab_used(s) == 0) {
       if (h->cur[cls] == s)
         h->cur[cls] = &hk_empty_slab;

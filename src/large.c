@@ -240,10 +240,10 @@ static void drain(void) {
     if (!p)
       continue;
     hk_extent_fn = "free";
-    struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
+    struct hk_mapping *mapping = hk_region_lookup((uintptr_t)p);
     const char *why = "invalid pointer";
-    if (seg && seg->kind == HK_SEG_LARGE) {
-      struct hk_large_chunk *pc = (struct hk_large_chunk *)seg;
+    if (mapping && mapping->kind == HK_MAPPING_LARGE) {
+      struct hk_large_chunk *pc = (struct hk_large_chunk *)mapping;
       uint32_t w = hk_chunk_live_word(pc, (uintptr_t)p);
       if (w) {
         free_block(pc, p, w);
@@ -263,7 +263,7 @@ static void drain(void) {
 static uint32_t live_or_report(struct hk_large_chunk *c, const void *p,
                                const char *fn) {
   const char *why = "invalid pointer";
-  if (hk_region_lookup((uintptr_t)p) == &c->seg) {
+  if (hk_region_lookup((uintptr_t)p) == &c->mapping) {
     uint32_t w = hk_chunk_live_word(c, (uintptr_t)p);
     if (w)
       return w;
@@ -280,7 +280,7 @@ size_t hk_large_usable(struct hk_large_chunk *c, const void *p,
     /* Nested: the page words are atomics, and a live block's chunk stays
      * mapped while it is live. */
     const char *why = "invalid pointer";
-    if (hk_region_lookup((uintptr_t)p) == &c->seg) {
+    if (hk_region_lookup((uintptr_t)p) == &c->mapping) {
       uint32_t w = hk_chunk_live_word(c, (uintptr_t)p);
       if (w)
         return usable_bytes(w);
@@ -373,7 +373,7 @@ void *hk_large_resize(struct hk_large_chunk *c, void *p, size_t size) {
                                  : HK_PAGE_LEN_MASK);
   if (!lock_take("realloc"))
     return NULL; /* nested: realloc copies instead */
-  uint32_t w = hk_region_lookup((uintptr_t)p) == &c->seg
+  uint32_t w = hk_region_lookup((uintptr_t)p) == &c->mapping
                    ? hk_chunk_live_word(c, (uintptr_t)p)
                    : 0;
   if (!w || (w & HK_PAGE_GUARD)) {

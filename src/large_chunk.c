@@ -95,7 +95,7 @@ static struct hk_large_chunk *chunk_map(size_t pages) {
   int advice = hk_huge_pages_advice();
   if (advice >= 0)
     hk_os_advise_huge(c, bytes, advice);
-  c->seg.kind = HK_SEG_LARGE;
+  c->mapping.kind = HK_MAPPING_LARGE;
   c->serial = atomic_fetch_add_explicit(&chunks_mapped, 1, memory_order_relaxed);
   c->pages = (uint32_t)pages;
   c->first_page = (uint32_t)header_pages(pages);
@@ -108,7 +108,7 @@ static struct hk_large_chunk *chunk_map(size_t pages) {
     c->header_guard = 1;
     hk_guard_charged(2);
   }
-  if (hk_region_register((uintptr_t)c, bytes, &c->seg) != 0) {
+  if (hk_region_register((uintptr_t)c, bytes, &c->mapping) != 0) {
     if (c->header_guard)
       hk_guard_charged(-2);
     hk_os_unmap(c, bytes);

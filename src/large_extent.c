@@ -52,10 +52,10 @@ __attribute__((cold, noreturn)) static void corrupted(const void *where) {
  * record of a chunk we own: a link is checked this way before it is
  * followed, so that a bad one is reported rather than dereferenced. */
 static struct hk_large_chunk *rec_chunk(const struct hk_extent *r) {
-  struct hk_segment *seg = hk_region_lookup((uintptr_t)r);
-  if (!seg || seg->kind != HK_SEG_LARGE)
+  struct hk_mapping *mapping = hk_region_lookup((uintptr_t)r);
+  if (!mapping || mapping->kind != HK_MAPPING_LARGE)
     return NULL;
-  struct hk_large_chunk *c = (struct hk_large_chunk *)seg;
+  struct hk_large_chunk *c = (struct hk_large_chunk *)mapping;
   uintptr_t off = (uintptr_t)r - (uintptr_t)c->recs;
   if ((uintptr_t)r < (uintptr_t)c->recs || off % sizeof *r ||
       off / sizeof *r >= c->pages)

@@ -99,10 +99,10 @@ static size_t regions_of(size_t size) {
 }
 
 int hk_region_register_tagged(uintptr_t base, size_t size,
-                              struct hk_segment *seg, unsigned tag) {
-  if (((uintptr_t)seg & HK_REGION_TAG_MASK) || tag > HK_REGION_TAG_MASK)
+                              struct hk_mapping *mapping, unsigned tag) {
+  if (((uintptr_t)mapping & HK_REGION_TAG_MASK) || tag > HK_REGION_TAG_MASK)
     return EINVAL;
-  uintptr_t entry = (uintptr_t)seg | tag;
+  uintptr_t entry = (uintptr_t)mapping | tag;
   size_t n = regions_of(size);
   for (size_t i = 0; i < n; i++) {
     uintptr_t region = (base >> HK_REGION_SHIFT) + i;

@@ -252,7 +252,7 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
   /* Before the header is written: a page touched first would take the
    * page table's place, and the region could never get a huge page. */
   advise_new(ss, size);
-  ss->seg.kind = HK_SEG_SUPERSLAB;
+  ss->mapping.kind = HK_MAPPING_SUPERSLAB;
   ss->meta = meta;
   ss->link_stride = link_stride(geometry);
   ss->geometry = (uint8_t)geometry;
@@ -262,7 +262,7 @@ static struct hk_superslab *superslab_map(unsigned geometry) {
   /* A solo slab registers its whole 2 MiB region although it maps only
    * its slab: an address in the unmapped rest resolves to this header, finds
    * an unused slab there, and is reported as not ours. */
-  if (hk_region_register_tagged((uintptr_t)ss, HK_REGION_SIZE, &ss->seg,
+  if (hk_region_register_tagged((uintptr_t)ss, HK_REGION_SIZE, &ss->mapping,
                                 ss->slab_shift) != 0) {
     hk_os_unmap(ss, size);
     hk_os_unmap(meta, meta_size(geometry));

@@ -87,7 +87,7 @@ struct hk_extent {
 };
 
 struct hk_large_chunk {
-  struct hk_segment seg; /* kind HK_SEG_LARGE */
+  struct hk_mapping mapping; /* kind HK_MAPPING_LARGE */
   uint32_t pages;        /* the whole chunk, header included */
   uint32_t first_page;   /* first page after the header and its guard */
   uint32_t carved;       /* the block a new chunk was made for */

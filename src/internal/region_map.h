@@ -1,7 +1,7 @@
 /* region_map.h: which 2 MiB regions of the address space are ours.
  *
  * Ownership is decided by lookup, never by guessing from headers: every
- * region hakmem maps is registered here with the segment that covers it, so
+ * region hakmem maps is registered here with the mapping that covers it, so
  * any address -- including one no mapping covers -- gets a definite answer.
  *
  * The low 2^48 bytes, where every architecture but s390x (and riscv64 on
@@ -9,10 +9,10 @@
  * levels: a static table of leaf pointers and 64 KiB leaves mapped on first
  * use; free() looks there with two loads. Above 2^48, up to the address
  * bits of this platform (hk_address_bits, os.h), a third level: a table of
- * such tables, mapped when the first segment up there is registered and
+ * such tables, mapped when the first mapping up there is registered and
  * looked up out of line, so that the usual case pays nothing for it.
  * Lookups are lock-free; a registered entry never points at unmapped memory
- * because segments are unregistered before they are unmapped.
+ * because mappings are unregistered before they are unmapped.
  */
 #ifndef HK_REGION_MAP_H
 #define HK_REGION_MAP_H
@@ -27,7 +27,7 @@
 /* The bits of address the two lower levels cover: 48. */
 #define HK_MAP_LOW_BITS (HK_REGION_SHIFT + HK_MAP_LEAF_BITS + HK_MAP_MID_BITS)
 
-/* A region's entry: the address of the segment that owns it, which is
+/* A region's entry: the address of the mapping that owns it, which is
  * aligned to 64 bytes at least, with the slab shift of a SuperSlab in the
  * low bits (0 for a large chunk). free() finds a block's slab from the
  * entry alone, without first reading the SuperSlab's header: one load
@@ -72,30 +72,30 @@ static inline uintptr_t hk_region_entry(uintptr_t addr) {
   return hk_region_entry_low(addr);
 }
 
-static inline struct hk_segment *hk_region_segment(uintptr_t entry) {
-  return (struct hk_segment *)(entry & ~HK_REGION_TAG_MASK);
+static inline struct hk_mapping *hk_region_mapping(uintptr_t entry) {
+  return (struct hk_mapping *)(entry & ~HK_REGION_TAG_MASK);
 }
 
-/* The segment owning the region that contains `addr`, or NULL. */
-static inline struct hk_segment *hk_region_lookup(uintptr_t addr) {
-  return hk_region_segment(hk_region_entry(addr));
+/* The mapping owning the region that contains `addr`, or NULL. */
+static inline struct hk_mapping *hk_region_lookup(uintptr_t addr) {
+  return hk_region_mapping(hk_region_entry(addr));
 }
 
 /* How many bits of address the map describes: those of the platform, and
  * never fewer than the static table covers. */
 unsigned hk_region_bits(void);
 
-/* Registers [base, base+size) as owned by `seg`: base is region-aligned;
+/* Registers [base, base+size) as owned by `mapping`: base is region-aligned;
  * a size that ends inside a region takes that whole region.
  * `tag` (at most HK_REGION_TAG_MASK) goes into the low bits of the entry.
- * Returns 0, EINVAL for a segment not aligned to 64 bytes, or ENOMEM when
+ * Returns 0, EINVAL for a mapping not aligned to 64 bytes, or ENOMEM when
  * a table could not be mapped or the range goes beyond 2^hk_region_bits(). */
 int hk_region_register_tagged(uintptr_t base, size_t size,
-                              struct hk_segment *seg, unsigned tag);
+                              struct hk_mapping *mapping, unsigned tag);
 
 static inline int hk_region_register(uintptr_t base, size_t size,
-                                     struct hk_segment *seg) {
-  return hk_region_register_tagged(base, size, seg, 0);
+                                     struct hk_mapping *mapping) {
+  return hk_region_register_tagged(base, size, mapping, 0);
 }
 
 /* Forgets [base, base+size); call before unmapping it. */

@@ -46,7 +46,7 @@ static inline unsigned hk_class_geometry(unsigned cls) {
    * link arrays fit their few blocks. */
   if (hk_class_size[cls] <= HK_SMALL_SLAB_MAX)
     return HK_GEOM_SMALL;
-  return hk_class_size[cls] <= 64 * 1024 ? HK_GEOM_MEDIUM : HK_GEOM_HUGE;
+  return hk_class_size[cls] <= 64 * 1024 ? HK_GEOM_MEDIUM : HK_GEOM_WHOLE;
 }
 
 /* Smallest class >= size whose blocks are all aligned to `align`

@@ -2,30 +2,32 @@
  *
  * Memory layout in one picture:
  *
- *   2 MiB-aligned SuperSlab (kind HK_SEG_SUPERSLAB)
+ *   2 MiB-aligned SuperSlab (kind HK_MAPPING_SUPERSLAB)
  *   +-----------+------------------+------------------+-----+
  *   | header    | slab 0 blocks    | slab 1 blocks    | ... |
  *   | slab meta |                  |                  |     |
  *   +-----------+------------------+------------------+-----+
  *   ^ ptr & ~(2 MiB - 1) finds the header, the region map proves it is ours.
  *
- *   Large chunk (kind HK_SEG_LARGE): a 2 MiB-aligned mapping of 64 MiB
+ *   Large chunk (kind HK_MAPPING_LARGE): a 2 MiB-aligned mapping of 64 MiB
  *   or more, a page map at the start, large blocks as page runs after it.
  *
  * Every 2 MiB region we own has an entry in the region map (region_map.h)
- * that points at the segment header covering it; anything else is not ours.
+ * that points at the header of the mapping covering it; anything else is
+ * not ours.
  *
  * Glossary: the nouns as the code uses them, largest first.
  *   region     a 2 MiB-aligned span of address space, the region map's
- *              unit; every region hakmem owns belongs to one segment.
- *   segment    the header every mapping the region map points at starts
- *              with (struct hk_segment): only a kind tag, SuperSlab or
- *              large chunk, so that free() can tell the two apart.
+ *              unit; every region hakmem owns belongs to one mapping.
+ *   mapping    what hakmem gets from mmap and registers in the region
+ *              map: a SuperSlab or a large chunk. Both headers start with
+ *              struct hk_mapping, a kind tag, so that free() can tell
+ *              them apart.
  *   SuperSlab  a 2 MiB mapping cut into slabs of one geometry, with its
  *              header in slab 0's first page and its links out of band.
- *   geometry   how a SuperSlab is cut: TINY, SMALL, MEDIUM, HUGE (the
- *              one-slab geometry of the medium classes above 64 KiB, not
- *              the kernel's huge pages) and TINY_SOLO.
+ *   geometry   how a SuperSlab is cut: TINY, SMALL, MEDIUM, WHOLE (the
+ *              whole SuperSlab one slab, for the medium classes above
+ *              64 KiB) and TINY_SOLO.
  *   slab       a run of a SuperSlab holding blocks of one size class,
  *              owned by one thread (or abandoned, or unused).
  *   block      what malloc returns from a slab: a size class's bytes.
@@ -69,9 +71,9 @@
 #define HK_TINY_MAX 1024
 #define HK_MEDIUM_MAX (256 * 1024)
 
-enum hk_segment_kind {
-  HK_SEG_SUPERSLAB = 0x55ab,
-  HK_SEG_LARGE = 0x1a29,
+enum hk_mapping_kind {
+  HK_MAPPING_SUPERSLAB = 0x55ab,
+  HK_MAPPING_LARGE = 0x1a29,
 };
 
 /* Geometries: how a SuperSlab is cut into slabs. Tiny classes want many
@@ -92,7 +94,7 @@ enum hk_geometry {
   HK_GEOM_TINY = 0,      /* 32 slabs of 64 KiB */
   HK_GEOM_SMALL = 1,     /* 32 slabs of 64 KiB, blocks above 1 KiB */
   HK_GEOM_MEDIUM = 2,    /* 4 slabs of 512 KiB */
-  HK_GEOM_HUGE = 3,      /* 1 slab of 2 MiB   */
+  HK_GEOM_WHOLE = 3,     /* 1 slab of 2 MiB   */
   HK_GEOM_TINY_SOLO = 4, /* 1 slab of 64 KiB, mapped alone */
   HK_GEOM_COUNT = 5,
 };
@@ -105,7 +107,7 @@ typedef uint16_t hk_link;
 
 /* Which list a slab is on. An owned slab is its heap's current slab for
  * its class (CURRENT), or on its avail queue (AVAIL) or its full queue
- * (FULL); a current slab of huge blocks is marked AVAIL, so that its
+ * (FULL); a current slab of a WHOLE SuperSlab is marked AVAIL, so that its
  * owner's free leaves the fast path when it empties. An abandoned slab is
  * either ADOPTABLE (has free blocks, waiting for a thread to adopt it) or
  * STUCK (no free block; the first remote free into it makes it
@@ -169,12 +171,12 @@ struct hk_slab_meta {
 _Static_assert(sizeof(struct hk_slab_meta) <= HK_PAGE_SIZE_MIN,
                "remote heads fit a page");
 
-struct hk_segment {
+struct hk_mapping {
   uint32_t kind;
 };
 
 struct hk_superslab {
-  struct hk_segment seg;
+  struct hk_mapping mapping;
   uint8_t geometry;
   uint8_t slab_shift;
   uint16_t slab_count;

@@ -33,10 +33,10 @@
 
 static struct hk_slab *slab_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  struct hk_segment *seg = hk_region_lookup(a);
-  ck_assert_ptr_nonnull(seg);
-  ck_assert_uint_eq(seg->kind, HK_SEG_SUPERSLAB);
-  struct hk_superslab *ss = (struct hk_superslab *)seg;
+  struct hk_mapping *mapping = hk_region_lookup(a);
+  ck_assert_ptr_nonnull(mapping);
+  ck_assert_uint_eq(mapping->kind, HK_MAPPING_SUPERSLAB);
+  struct hk_superslab *ss = (struct hk_superslab *)mapping;
   return &ss->slabs[(a & HK_REGION_MASK) >> ss->slab_shift];
 }
 

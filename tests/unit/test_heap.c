@@ -52,10 +52,10 @@ int hk_api_hakmem_stats_get(struct hakmem_stats *stats, size_t size);
 
 static struct hk_slab *slab_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  struct hk_segment *seg = hk_region_lookup(a);
-  ck_assert_ptr_nonnull(seg);
-  ck_assert_uint_eq(seg->kind, HK_SEG_SUPERSLAB);
-  struct hk_superslab *ss = (struct hk_superslab *)seg;
+  struct hk_mapping *mapping = hk_region_lookup(a);
+  ck_assert_ptr_nonnull(mapping);
+  ck_assert_uint_eq(mapping->kind, HK_MAPPING_SUPERSLAB);
+  struct hk_superslab *ss = (struct hk_superslab *)mapping;
   return &ss->slabs[(a & HK_REGION_MASK) >> ss->slab_shift];
 }
 
@@ -464,8 +464,8 @@ START_TEST(test_malloc_trim_releases_emptied_abandoned_slab) {
   free_all(&bs);
   hk_api_malloc_trim(0);
   ck_assert_uint_eq(stats().slab_bytes, before);
-  struct hk_segment *seg = hk_region_lookup((uintptr_t)bs.p[0]);
-  if (seg != NULL) /* the SuperSlab may be kept for reuse, but unused */
+  struct hk_mapping *mapping = hk_region_lookup((uintptr_t)bs.p[0]);
+  if (mapping != NULL) /* the SuperSlab may be kept for reuse, but unused */
     ck_assert_uint_eq(slab_of(bs.p[0])->block_size, 0);
 }
 END_TEST
@@ -977,10 +977,10 @@ START_TEST(test_malloc_trim_reaches_idle_threads_slabs) {
   static struct idle_thread it;
   pthread_t t = start_idle_thread(&it);
   hk_api_malloc_trim(0);
-  /* The idle thread's kept slabs, and the slab its huge block emptied
+  /* The idle thread's kept slabs, and the WHOLE slab its big block emptied
    * (its current one), are back with the pool and out of memory. */
   ck_assert_uint_eq(it.heap->empty_count[HK_GEOM_MEDIUM], 0);
-  ck_assert_uint_eq(it.heap->empty_count[HK_GEOM_HUGE], 0);
+  ck_assert_uint_eq(it.heap->empty_count[HK_GEOM_WHOLE], 0);
   ck_assert(!resident(it.block));
   ck_assert(!resident(it.huge));
   end_idle_thread(&it, t);

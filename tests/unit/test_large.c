@@ -84,11 +84,11 @@ START_TEST(test_usable_and_aligned) {
   ck_assert_msg((uintptr_t)p % 16 == 0, "malloc(%zu) = %p", size, (void *)p);
   size_t usable = hk_api_malloc_usable_size(p);
   ck_assert_msg(usable >= size, "malloc(%zu): usable %zu", size, usable);
-  struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
-  ck_assert_ptr_nonnull(seg);
-  ck_assert_uint_eq(seg->kind, HK_SEG_LARGE);
+  struct hk_mapping *mapping = hk_region_lookup((uintptr_t)p);
+  ck_assert_ptr_nonnull(mapping);
+  ck_assert_uint_eq(mapping->kind, HK_MAPPING_LARGE);
   /* The usable size is all ours: the last usable byte is in our mapping. */
-  ck_assert_ptr_eq(hk_region_lookup((uintptr_t)p + usable - 1), seg);
+  ck_assert_ptr_eq(hk_region_lookup((uintptr_t)p + usable - 1), mapping);
   touch(p, usable, 0x5a);
   struct hakmem_stats live = stats();
   ck_assert_uint_eq(live.large_count, before.large_count + 1);
@@ -336,10 +336,10 @@ START_TEST(test_calloc_of_merged_clean_space_reads_zero) {
 END_TEST
 
 static struct hk_large_chunk *chunk_of(const void *p) {
-  struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
-  ck_assert_ptr_nonnull(seg);
-  ck_assert_uint_eq(seg->kind, HK_SEG_LARGE);
-  return (struct hk_large_chunk *)seg;
+  struct hk_mapping *mapping = hk_region_lookup((uintptr_t)p);
+  ck_assert_ptr_nonnull(mapping);
+  ck_assert_uint_eq(mapping->kind, HK_MAPPING_LARGE);
+  return (struct hk_large_chunk *)mapping;
 }
 
 static struct hk_extent *record_of(const void *p) {
@@ -504,9 +504,9 @@ START_TEST(test_posix_memalign_large_alignments) {
                     sizes[i], p);
       size_t usable = hk_api_malloc_usable_size(p);
       ck_assert_uint_ge(usable, sizes[i]);
-      struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
-      ck_assert_ptr_nonnull(seg);
-      ck_assert_ptr_eq(hk_region_lookup((uintptr_t)p + usable - 1), seg);
+      struct hk_mapping *mapping = hk_region_lookup((uintptr_t)p);
+      ck_assert_ptr_nonnull(mapping);
+      ck_assert_ptr_eq(hk_region_lookup((uintptr_t)p + usable - 1), mapping);
       touch(p, usable, (unsigned char)(i + 1));
       hk_api_free(p);
     }

@@ -13,7 +13,7 @@
  * large tier's allocation, decommit, guard pages and resizing, the whole
  * malloc API, and the region map at addresses near 2^47, 2^48 and 2^56 and
  * at the top of a 64-bit space (registration only records addresses, so
- * made-up ones far above anything mapped stand in for segments there).
+ * made-up ones far above anything mapped stand in for mappings there).
  * Each test runs in its own forked process (Check's default): the
  * injection happens before the process maps anything.
  */
@@ -240,7 +240,7 @@ START_TEST(test_slab_carving) {
         for (unsigned b = 0; b < s->capacity; b += 1 + s->capacity / 64) {
           uintptr_t a = (uintptr_t)hk_slab_block(s, b);
           ck_assert_uint_eq(hk_slab_index_of(s, a), b);
-          ck_assert_ptr_eq(hk_region_lookup(a), &ss->seg);
+          ck_assert_ptr_eq(hk_region_lookup(a), &ss->mapping);
           uint32_t align = bs < HK_SMALL_ALIGN_MAX ? bs : HK_SMALL_ALIGN_MAX;
           if ((bs & (bs - 1)) == 0)
             ck_assert_uint_eq(a % align, 0);
@@ -279,8 +279,8 @@ START_TEST(test_superslab_release_purges) {
     for (unsigned k = 0; k < 2; k++)
       give_back(slabs[k]);
     no_misaligned_call();
-    ck_assert_uint_eq(ss->seg.kind, HK_SEG_SUPERSLAB); /* header kept */
-    ck_assert_ptr_eq(hk_region_lookup((uintptr_t)ss), &ss->seg);
+    ck_assert_uint_eq(ss->mapping.kind, HK_MAPPING_SUPERSLAB); /* header kept */
+    ck_assert_ptr_eq(hk_region_lookup((uintptr_t)ss), &ss->mapping);
     ck_assert(all_zero((char *)ss + page, slab_bytes - page));
     ck_assert(all_zero((char *)ss + slab_bytes, slab_bytes));
     /* Slab 1's links: the pages they cover whole are given back. */
@@ -305,10 +305,10 @@ END_TEST
 // The large tier
 
 static struct hk_large_chunk *chunk_of(void *p) {
-  struct hk_segment *seg = hk_region_lookup((uintptr_t)p);
-  ck_assert_ptr_nonnull(seg);
-  ck_assert_uint_eq(seg->kind, HK_SEG_LARGE);
-  return (struct hk_large_chunk *)seg;
+  struct hk_mapping *mapping = hk_region_lookup((uintptr_t)p);
+  ck_assert_ptr_nonnull(mapping);
+  ck_assert_uint_eq(mapping->kind, HK_MAPPING_LARGE);
+  return (struct hk_large_chunk *)mapping;
 }
 
 /* Whether touching `at` kills a child with SIGSEGV. */
@@ -480,10 +480,10 @@ END_TEST
 // ---------------------------------------------------------------------------
 // The region map at high addresses
 
-static struct hk_segment seg_a __attribute__((aligned(64))) = {
-    .kind = HK_SEG_SUPERSLAB};
-static struct hk_segment seg_b __attribute__((aligned(64))) = {
-    .kind = HK_SEG_LARGE};
+static struct hk_mapping seg_a __attribute__((aligned(64))) = {
+    .kind = HK_MAPPING_SUPERSLAB};
+static struct hk_mapping seg_b __attribute__((aligned(64))) = {
+    .kind = HK_MAPPING_LARGE};
 
 START_TEST(test_region_map_high) {
   unsigned bits = address_bits[_i];
@@ -503,12 +503,12 @@ START_TEST(test_region_map_high) {
     ck_assert_ptr_null(hk_region_lookup(b - 1));
     ck_assert_ptr_null(hk_region_lookup(b + REGION));
     /* The inline half of the lookup sees only the low 2^48. */
-    ck_assert_ptr_eq(hk_region_segment(hk_region_entry_low(b)),
+    ck_assert_ptr_eq(hk_region_mapping(hk_region_entry_low(b)),
                      inside && b >> 48 == 0 ? &seg_a : NULL);
     hk_region_unregister(b, REGION);
     ck_assert_ptr_null(hk_region_lookup(b));
   }
-  /* A segment across 2^48, where the lookup changes levels. */
+  /* A mapping across 2^48, where the lookup changes levels. */
   uintptr_t across = ((uintptr_t)1 << 48) - REGION;
   ck_assert_int_eq(hk_region_register(across, 2 * REGION, &seg_b),
                    covered > 48 ? 0 : ENOMEM);

@@ -36,11 +36,11 @@ static uintptr_t address_limit(void) {
   return (uintptr_t)1 << hk_region_bits();
 }
 
-/* Aligned like a real segment: the map keeps a tag in the low bits. */
-static struct hk_segment fake_seg __attribute__((aligned(64))) = {
-    .kind = HK_SEG_SUPERSLAB};
-static struct hk_segment other_seg __attribute__((aligned(64))) = {
-    .kind = HK_SEG_LARGE};
+/* Aligned like a real mapping: the map keeps a tag in the low bits. */
+static struct hk_mapping fake_seg __attribute__((aligned(64))) = {
+    .kind = HK_MAPPING_SUPERSLAB};
+static struct hk_mapping other_seg __attribute__((aligned(64))) = {
+    .kind = HK_MAPPING_LARGE};
 static int global_object;
 
 START_TEST(test_unowned_addresses_are_null) {
@@ -149,7 +149,7 @@ START_TEST(test_partial_last_region_is_registered) {
 END_TEST
 
 START_TEST(test_neighbours_keep_their_owner) {
-  /* Two segments side by side: the edge between them must not blur, and
+  /* Two mappings side by side: the edge between them must not blur, and
    * forgetting one must not forget the other. */
   char *base = hk_os_map_aligned(3 * HK_REGION_SIZE, HK_REGION_SIZE);
   ck_assert_ptr_nonnull(base);
@@ -171,7 +171,7 @@ END_TEST
 
 START_TEST(test_range_across_leaf_boundary) {
   /* The map records addresses only, so a range nothing maps can stand in
-   * for a segment that happens to straddle two leaves. */
+   * for a mapping that happens to straddle two leaves. */
   uintptr_t boundary = 3 * LEAF_SPAN;
   uintptr_t b = boundary - REGION;
   ck_assert_int_eq(hk_region_register(b, 3 * REGION, &fake_seg), 0);
@@ -209,7 +209,7 @@ START_TEST(test_failed_register_leaves_nothing_behind) {
   /* A range that starts inside the space and ends beyond it cannot be
    * described; like the out-of-memory failure, the failed call must not
    * leave the part it could describe registered, or that part would point
-   * at a segment the caller is about to unmap. */
+   * at a mapping the caller is about to unmap. */
   uintptr_t b = ADDRESS_LIMIT - REGION;
   ck_assert_int_eq(hk_region_register(b, 2 * REGION, &fake_seg), ENOMEM);
   ck_assert_msg(hk_region_lookup(b) == NULL,
@@ -250,7 +250,7 @@ static void *churn_reader(void *arg) {
    * reads overlap the writes however the threads are scheduled. */
   for (long i = 0; i < CHURN_ROUNDS || !atomic_load(&c->writer_done); i++) {
     uintptr_t in = c->base + ((uintptr_t)i * 4096) % (2 * REGION);
-    struct hk_segment *s = hk_region_lookup(in);
+    struct hk_mapping *s = hk_region_lookup(in);
     if (s != NULL && s != &fake_seg)
       atomic_fetch_add(&c->bad_inside, 1);
     if (hk_region_lookup(c->base - 1) != NULL ||

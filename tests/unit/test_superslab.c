@@ -62,10 +62,10 @@ static void give_back(struct hk_slab *s) {
 static void check_fresh_slab(struct hk_slab *s, unsigned g) {
   ck_assert_ptr_nonnull(s);
   struct hk_superslab *ss = hk_slab_superslab(s);
-  ck_assert_msg(hk_region_lookup((uintptr_t)ss) == &ss->seg,
+  ck_assert_msg(hk_region_lookup((uintptr_t)ss) == &ss->mapping,
                 "slab %p: its SuperSlab %p is not registered as itself",
                 (void *)s, (void *)ss);
-  ck_assert_uint_eq(ss->seg.kind, HK_SEG_SUPERSLAB);
+  ck_assert_uint_eq(ss->mapping.kind, HK_MAPPING_SUPERSLAB);
   ck_assert_uint_eq(ss->geometry, g);
   ck_assert_uint_eq(ss->slab_shift, slab_shift_of(g));
   ck_assert_uint_eq(ss->slab_count, slab_count_of(g));
@@ -75,8 +75,8 @@ static void check_fresh_slab(struct hk_slab *s, unsigned g) {
   /* Every byte the slab will hand out is covered by the same entry. */
   uintptr_t base = hk_slab_base(s);
   uintptr_t end = base + ((uintptr_t)1 << ss->slab_shift);
-  ck_assert_ptr_eq(hk_region_lookup(base), &ss->seg);
-  ck_assert_ptr_eq(hk_region_lookup(end - 1), &ss->seg);
+  ck_assert_ptr_eq(hk_region_lookup(base), &ss->mapping);
+  ck_assert_ptr_eq(hk_region_lookup(end - 1), &ss->mapping);
   /* An unused slab: free() must not find blocks in it. */
   ck_assert_uint_eq(s->block_size, 0);
   ck_assert_uint_eq(s->carved, 0);
@@ -167,7 +167,7 @@ START_TEST(test_trim_releases_kept_superslab) {
   ck_assert_uint_eq(mapped_bytes(), before + HK_REGION_SIZE);
   give_back(s);
   ck_assert_uint_eq(mapped_bytes(), before + HK_REGION_SIZE);
-  ck_assert_ptr_eq(hk_region_lookup((uintptr_t)ss), &ss->seg);
+  ck_assert_ptr_eq(hk_region_lookup((uintptr_t)ss), &ss->mapping);
 
   /* Reuse comes from the kept SuperSlab, not a new mapping. */
   s = hk_superslab_acquire_slab(HK_GEOM_MEDIUM);
@@ -191,7 +191,7 @@ START_TEST(test_partly_used_superslab_survives_trim) {
   /* Trim keeps the SuperSlab but gives the unused slab's pages back. */
   ck_assert_uint_eq(hk_superslab_trim(), (size_t)1 << ss->slab_shift);
   ck_assert_uint_eq(hk_superslab_trim(), 0);
-  ck_assert_ptr_eq(hk_region_lookup((uintptr_t)ss), &ss->seg);
+  ck_assert_ptr_eq(hk_region_lookup((uintptr_t)ss), &ss->mapping);
   /* b's slab is still writable. */
   memset((void *)hk_slab_base(b), 0x5a, (size_t)1 << ss->slab_shift);
   /* The partly used SuperSlab serves the next request before any new
