@@ -13,7 +13,7 @@
 #     no option;
 #   - the library's own parser: with HAKMEM_VERBOSE=1 its start-up line
 #     names every knob with its default;
-#   - the columns the compiler reads (src/options.c checks the rest): an
+#   - the columns the compiler reads (src/base/options.c checks the rest): an
 #     ENUM's words are those its documentation lists in braces and its
 #     default is one of them, a BOOL's default is 0 or 1, the field is the
 #     member of struct hk_options whose comment names the knob, the diet's
@@ -36,7 +36,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 knobs_def=$top/src/knobs.def
 header=$top/include/hakmem.h
-options_h=$top/src/internal/options.h
+options_h=$top/src/base/options.h
 page1=$top/man/hakmem-run.1
 page7=$top/man/hakmem.7
 
@@ -248,7 +248,7 @@ else
 fi
 
 # --- the columns for the compiler -----------------------------------------------
-# valid TYPE VALUE: VALUE is one the parser takes for TYPE (src/options.c),
+# valid TYPE VALUE: VALUE is one the parser takes for TYPE (src/base/options.c),
 # for the diet column's values; WORDS is an ENUM's.
 valid() {
     case $1 in

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """layers.py SRC_DIR: the module graph of hakmem's sources, as TAP lines.
 
-A module is a name: src/NAME.c and src/internal/NAME.h. Module A depends
-on module B when A's files name an hk_ function or variable whose
+A module is a name: src/FOLDER/NAME.c and src/FOLDER/NAME.h. Module A
+depends on module B when A's files name an hk_ function or variable whose
 definition (a body, or a defined global) is in B's files. The test fails
 if the graph has a circle, and prints the layers (each module above every
-module it depends on) as diagnostics. It also fails for a source file of
-more than MAX_LINES lines. With --self-test it first runs itself on a
-made-up tree that has a circle, and fails unless it sees that circle.
+module it depends on) as diagnostics. The folders are layers too, in the
+order of FOLDERS: it fails if a module depends on one in a later folder,
+or if src/ has a folder not in that list. It also fails for a source file
+of more than MAX_LINES lines. With --self-test it first runs itself on
+made-up trees, one with a circle and one with a module that calls up into
+a later folder, and fails unless it sees both.
 """
 import os
 import re
@@ -15,6 +18,8 @@ import sys
 import tempfile
 
 MAX_LINES = 500
+# The folders of src/, lowest layer first (Makefile.am says what each is).
+FOLDERS = ['platform', 'base', 'small', 'large', 'api']
 
 FUNC_DEF = re.compile(
     r'^[A-Za-z_][^\n;#]*?\b(hk_[a-z0-9_]+)\s*\([^;{]*?\)\s*(?:__attribute__\S*\s*)?\{',
@@ -25,20 +30,39 @@ VAR_DEF = re.compile(
 COMMENT = re.compile(r'/\*.*?\*/|//[^\n]*', re.S)
 
 
+def folders(src):
+    return sorted(d for d in os.listdir(src)
+                  if os.path.isdir(os.path.join(src, d)))
+
+
 def sources(src):
-    for name in sorted(os.listdir(src)):
-        if name.endswith('.c'):
-            yield name[:-2], os.path.join(src, name)
-    internal = os.path.join(src, 'internal')
-    if os.path.isdir(internal):
-        for name in sorted(os.listdir(internal)):
-            if name.endswith('.h'):
-                yield name[:-2], os.path.join(internal, name)
+    """(module, folder, path) of every .c and .h in src's folders."""
+    for d in folders(src):
+        for name in sorted(os.listdir(os.path.join(src, d))):
+            if name.endswith('.c') or name.endswith('.h'):
+                yield name[:-2], d, os.path.join(src, d, name)
+
+
+def folder_of(src):
+    return {mod: d for mod, d, _ in sources(src)}
+
+
+def upward(src, deps):
+    """'a (small) -> b (api): syms' for each dependency on a later folder."""
+    where = folder_of(src)
+    rank = {d: i for i, d in enumerate(FOLDERS)}
+    out = []
+    for a in sorted(deps):
+        for b in sorted(deps[a]):
+            if rank.get(where[b], -1) > rank.get(where[a], -1):
+                out.append('%s (%s) -> %s (%s): %s' % (
+                    a, where[a], b, where[b], ' '.join(sorted(deps[a][b]))))
+    return out
 
 
 def graph(src):
     texts = {}
-    for mod, path in sources(src):
+    for mod, _, path in sources(src):
         with open(path) as f:
             texts[path] = (mod, COMMENT.sub(' ', f.read()))
     defined = {}
@@ -112,16 +136,27 @@ def layers(deps):
     return [sorted(by[n]) for n in sorted(by)]
 
 
-def self_test():
+def write(tmp, path, text):
+    os.makedirs(os.path.dirname(os.path.join(tmp, path)), exist_ok=True)
+    with open(os.path.join(tmp, path), 'w') as f:
+        f.write(text)
+
+
+def self_test_circle():
     with tempfile.TemporaryDirectory() as tmp:
-        os.mkdir(os.path.join(tmp, 'internal'))
-        with open(os.path.join(tmp, 'a.c'), 'w') as f:
-            f.write('int hk_a(void) { return hk_b(); }\n')
-        with open(os.path.join(tmp, 'b.c'), 'w') as f:
-            f.write('int hk_b(void) { return hk_a(); }\n')
-        with open(os.path.join(tmp, 'c.c'), 'w') as f:
-            f.write('int hk_c(void) { return hk_a(); }\n')
+        write(tmp, 'base/a.c', 'int hk_a(void) { return hk_b(); }\n')
+        write(tmp, 'base/b.c', 'int hk_b(void) { return hk_a(); }\n')
+        write(tmp, 'small/c.c', 'int hk_c(void) { return hk_a(); }\n')
         return circles(graph(tmp)) == [['a', 'b']]
+
+
+def self_test_upward():
+    with tempfile.TemporaryDirectory() as tmp:
+        write(tmp, 'base/a.h', 'static inline int hk_a(void) { return hk_d(); }\n')
+        write(tmp, 'api/d.c', 'int hk_d(void) { return 1; }\n')
+        write(tmp, 'api/e.c', 'int hk_e(void) { return hk_a(); }\n')
+        found = upward(tmp, graph(tmp))
+        return len(found) == 1 and found[0].startswith('a (base) -> d (api)')
 
 
 def main():
@@ -129,7 +164,9 @@ def main():
     tests = []
     if args and args[0] == '--self-test':
         args = args[1:]
-        tests.append((self_test(), 'the check finds a made-up circle', []))
+        tests.append((self_test_circle(), 'the check finds a made-up circle', []))
+        tests.append((self_test_upward(),
+                      'the check finds a made-up call into a later folder', []))
     src = args[0]
     deps = graph(src)
     found = circles(deps)
@@ -140,7 +177,12 @@ def main():
                 if b in deps[a]:
                     notes.append('%s -> %s: %s' % (a, b, ' '.join(sorted(deps[a][b]))))
     tests.append((not found, 'no import circle among the modules of src/', notes))
-    for mod, path in sources(src):
+    unknown = [d for d in folders(src) if d not in FOLDERS]
+    tests.append((not unknown, 'every folder of src/ is a layer of FOLDERS (%s)'
+                  % ' '.join(FOLDERS), ['unknown folder: ' + d for d in unknown]))
+    up = upward(src, deps)
+    tests.append((not up, 'no module depends on one in a later folder', up))
+    for mod, _, path in sources(src):
         with open(path) as f:
             n = sum(1 for _ in f)
         rel = os.path.relpath(path, os.path.dirname(src.rstrip('/')))
@@ -151,8 +193,9 @@ def main():
         for line in lines:
             print('# ' + line)
     if not found:
+        where = folder_of(src)
         for n, mods in enumerate(layers(deps)):
-            print('# layer %d: %s' % (n, ' '.join(mods)))
+            print('# layer %d: %s' % (n, ' '.join('%s/%s' % (where[m], m) for m in mods)))
     return 0
 
 

@@ -103,7 +103,7 @@ hrun use-after-free 16 8 0x4141414141414141
 expect_abort "a write over a freed 16-byte block's tag is reported" malloc "write after free"
 hrun use-after-free 64 40 0x4141414141414141
 expect_abort "a write into a freed 64-byte block is reported" malloc "write after free"
-# The fill is checked in a block's first KiB (src/hardened.c).
+# The fill is checked in a block's first KiB (src/small/hardened.c).
 hrun use-after-free 5000 1000 0
 expect_abort "a write into a freed 5000-byte block's first KiB is reported" malloc "write after free"
 

@@ -1,5 +1,5 @@
 /* test_hardened.c: unit tests of HAKMEM_HARDENED's internals
- * (src/hardened.c), on the internal-names build.
+ * (src/small/hardened.c), on the internal-names build.
  *
  * Covered: the mode keeps the fast path's current slabs empty and tags
  * slab owners; freed blocks hold the fill and their links live out of
@@ -21,13 +21,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "internal/api.h"
-#include "internal/hardened.h"
-#include "internal/heap.h"
-#include "internal/init.h"
-#include "internal/options.h"
-#include "internal/region_map.h"
-#include "internal/types.h"
+#include "api/api.h"
+#include "small/hardened.h"
+#include "small/heap.h"
+#include "api/init.h"
+#include "base/options.h"
+#include "base/region_map.h"
+#include "base/types.h"
 
 #include "../unit/expect_report.h"
 

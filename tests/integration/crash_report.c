@@ -97,7 +97,7 @@ static void say_allocator_text(void)
  * The corruption the report is about. Free-list links live out of band,
  * so no write into a block can make hakmem fault; a wild write over the
  * metadata at the start of a SuperSlab (the first page of the 2 MiB
- * region holding a tiny block, src/internal/types.h) still can: filled
+ * region holding a tiny block, src/base/types.h) still can: filled
  * with `wild`, the slab of the block's class says its links are at
  * `wild` and its first free block is the low 16 bits of `wild`, so with
  * those zero the next malloc of the size reads `wild` itself.

@@ -42,7 +42,7 @@
 #include <string.h>
 
 #include "hk_pattern.h"
-#include "internal/api.h"
+#include "api/api.h"
 
 #ifndef HK_INTERNAL_NAMES
 #error "fuzz_alloc needs the internal names: build with -DHK_INTERNAL_NAMES"

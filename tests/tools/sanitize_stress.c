@@ -50,13 +50,13 @@
 
 #include "hakmem.h"
 #include "hk_pattern.h"
-#include "internal/api.h"
+#include "api/api.h"
 
 #ifndef HK_INTERNAL_NAMES
 #error "sanitize_stress needs internal names: build with -DHK_INTERNAL_NAMES"
 #endif
 
-/* The statistics calls under internal names (internal/api.h lists only the
+/* The statistics calls under internal names (api/api.h lists only the
  * malloc API). */
 void hk_api_hakmem_stats_print(int fd);
 int hk_api_hakmem_stats_get(struct hakmem_stats *stats, size_t size);

@@ -1,5 +1,5 @@
 /* test_crash.c: unit test of the crash handler's installation
- * (src/crash.c), in the internal-names build.
+ * (src/base/crash.c), in the internal-names build.
  *
  * Linked into the executable, as here, hakmem's code is no range of its
  * own: the linker symbols crash.c bounds it with span the whole program,
@@ -12,8 +12,8 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "internal/crash.h"
-#include "internal/init.h"
+#include "base/crash.h"
+#include "api/init.h"
 
 static int is_default(int sig) {
   struct sigaction sa;

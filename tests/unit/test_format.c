@@ -1,5 +1,5 @@
-/* test_format.c: unit tests of the bounded line builder (src/format.c,
- * src/internal/format.h) that every message hakmem writes goes through.
+/* test_format.c: unit tests of the bounded line builder (src/base/format.c,
+ * src/base/format.h) that every message hakmem writes goes through.
  *
  * Numbers come out in full, text is cut at the buffer's end and says so,
  * the byte kept for the newline is always there for it, and nothing is
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/format.h"
+#include "base/format.h"
 
 START_TEST(test_numbers) {
   char buf[128];

@@ -1,5 +1,5 @@
 /* test_freelist.c: unit tests of the free-list module
- * (src/internal/freelist.h), on a slab record of its own: the module
+ * (src/small/freelist.h), on a slab record of its own: the module
  * touches only a slab's head, links and capacity, so no SuperSlab is
  * needed.
  *
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/freelist.h"
+#include "small/freelist.h"
 
 #define CAP 64
 static _Atomic hk_link links[CAP];

@@ -1,6 +1,6 @@
 /* test_heap.c: unit tests of the per-thread heaps and the tiny/medium
- * paths behind hk_api_malloc and hk_api_free (src/small.c, src/heap.c and
- * the files of the heap layer beside it, src/alloc.c).
+ * paths behind hk_api_malloc and hk_api_free (src/api/small.c, src/small/heap.c and
+ * the files of the heap layer beside it, src/api/alloc.c).
  *
  * Covered: blocks of every class are usable to their full usable size and
  * never overlap; frees from another thread land on the slab's remote list
@@ -33,14 +33,14 @@
 #include <unistd.h>
 
 #include "hakmem.h"
-#include "internal/api.h"
-#include "internal/heap.h"
-#include "internal/options.h"
-#include "internal/os.h"
-#include "internal/region_map.h"
-#include "internal/remote.h"
-#include "internal/size_class.h"
-#include "internal/types.h"
+#include "api/api.h"
+#include "small/heap.h"
+#include "base/options.h"
+#include "platform/os.h"
+#include "base/region_map.h"
+#include "small/remote.h"
+#include "small/size_class.h"
+#include "base/types.h"
 
 int hk_api_hakmem_stats_get(struct hakmem_stats *stats, size_t size);
 

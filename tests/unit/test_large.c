@@ -1,5 +1,5 @@
-/* test_large.c: unit tests of the large tier (src/large.c,
- * src/large_chunk.c) through hk_api_malloc and friends.
+/* test_large.c: unit tests of the large tier (src/large/large.c,
+ * src/large/large_chunk.c) through hk_api_malloc and friends.
  *
  * Large blocks are page runs in chunks; a freed run merges with its free
  * neighbours and keeps its pages (up to HAKMEM_LARGE_CACHE) for the next
@@ -30,11 +30,11 @@
 #include <unistd.h>
 
 #include "hakmem.h"
-#include "internal/api.h"
-#include "internal/large_chunk.h"
-#include "internal/options.h"
-#include "internal/region_map.h"
-#include "internal/types.h"
+#include "api/api.h"
+#include "large/large_chunk.h"
+#include "base/options.h"
+#include "base/region_map.h"
+#include "base/types.h"
 
 int hk_api_hakmem_stats_get(struct hakmem_stats *stats, size_t size);
 

@@ -1,4 +1,4 @@
-/* test_list.c: unit tests of the intrusive lists (src/internal/list.h).
+/* test_list.c: unit tests of the intrusive lists (src/base/list.h).
  *
  * Every list in the allocator is one of these, so each operation is
  * checked here on its own: pushes at either end, removal of the first, the
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/list.h"
+#include "base/list.h"
 
 struct rec {
   int value;

@@ -1,4 +1,4 @@
-/* test_options.c: unit tests of the knob parser (src/options.c) against
+/* test_options.c: unit tests of the knob parser (src/base/options.c) against
  * the columns of src/knobs.def.
  *
  * The static hk_options, which the allocator uses until hk_options_init
@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal/init.h"
-#include "internal/options.h"
+#include "api/init.h"
+#include "base/options.h"
 
 /* hk_options as compiled, taken before the library's constructor reads
  * the environment into it (a constructor with a priority runs before

@@ -1,5 +1,5 @@
-/* test_platform.c: unit tests of the platform layer (src/os.c,
- * src/internal/os.h) and of everything whose layout follows from it.
+/* test_platform.c: unit tests of the platform layer (src/platform/os.c,
+ * src/platform/os.h) and of everything whose layout follows from it.
  *
  * qemu-user and this machine give every guest 4 KiB pages and 47-bit
  * addresses, so the other page sizes and address widths are injected
@@ -30,16 +30,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal/api.h"
-#include "internal/init.h"
-#include "internal/large_chunk.h"
-#include "internal/options.h"
-#include "internal/os.h"
-#include "internal/region_map.h"
-#include "internal/size_class.h"
-#include "internal/slab.h"
-#include "internal/superslab.h"
-#include "internal/types.h"
+#include "api/api.h"
+#include "api/init.h"
+#include "large/large_chunk.h"
+#include "base/options.h"
+#include "platform/os.h"
+#include "base/region_map.h"
+#include "small/size_class.h"
+#include "small/slab.h"
+#include "small/superslab.h"
+#include "base/types.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)

@@ -1,5 +1,5 @@
-/* test_region_map.c: unit tests of the region map (src/region_map.c,
- * src/internal/region_map.h).
+/* test_region_map.c: unit tests of the region map (src/base/region_map.c,
+ * src/base/region_map.h).
  *
  * free() trusts the region map to tell hakmem's memory from everything
  * else, so these tests check both directions: addresses hakmem never
@@ -19,9 +19,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "internal/os.h"
-#include "internal/region_map.h"
-#include "internal/types.h"
+#include "platform/os.h"
+#include "base/region_map.h"
+#include "base/types.h"
 
 #define REGION ((uintptr_t)HK_REGION_SIZE)
 #define ADDRESS_LIMIT address_limit()

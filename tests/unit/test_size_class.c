@@ -1,5 +1,5 @@
 /* test_size_class.c: unit tests of the size-class tables and mappings
- * (src/size_class.c, src/internal/size_class.h).
+ * (src/small/size_class.c, src/small/size_class.h).
  *
  * Every request size the small tiers serve is checked against the scheme
  * the header promises: the class fits the request, no smaller class would,
@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "internal/size_class.h"
-#include "internal/superslab.h"
-#include "internal/types.h"
+#include "small/size_class.h"
+#include "small/superslab.h"
+#include "base/types.h"
 
 /* ck_assert_msg records a checkpoint on every call, which costs a write to
  * Check's pipe; the loops below test millions of cases, so they only call

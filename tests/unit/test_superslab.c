@@ -1,6 +1,6 @@
 /* test_superslab.c: unit tests of the SuperSlab pool and of the slab/block
- * arithmetic (src/superslab.c, src/internal/superslab.h,
- * src/internal/slab.h).
+ * arithmetic (src/small/superslab.c, src/small/superslab.h,
+ * src/small/slab.h).
  *
  * The pool is driven directly, below the per-thread heaps: slabs come from
  * hk_superslab_acquire_slab and go back through hk_slab_reset and
@@ -20,16 +20,16 @@
 #include <string.h>
 
 #include "hakmem.h"
-#include "internal/heap.h"
-#include "internal/init.h"
-#include "internal/options.h"
-#include "internal/region_map.h"
-#include "internal/remote.h"
-#include "internal/size_class.h"
-#include "internal/small.h"
-#include "internal/slab.h"
-#include "internal/superslab.h"
-#include "internal/types.h"
+#include "small/heap.h"
+#include "api/init.h"
+#include "base/options.h"
+#include "base/region_map.h"
+#include "small/remote.h"
+#include "small/size_class.h"
+#include "api/small.h"
+#include "small/slab.h"
+#include "small/superslab.h"
+#include "base/types.h"
 
 /* stats.c defines hakmem.h's functions under internal names in this build;
  * api.h does not declare the hakmem.h extras. */
