@@ -47,8 +47,11 @@ for f in /lib/*-linux-*/libhakmem.so.0 /usr/lib/*-linux-*/libhakmem.so.0 /lib64/
     /usr/lib64/libhakmem.so.0 /lib/libhakmem.so.0 /usr/lib/libhakmem.so.0; do
     [ -f "$f" ] && system_lib=$f
 done
-if [ -z "$system_lib" ] && [ -x /sbin/ldconfig ] && /sbin/ldconfig -p 2>/dev/null | grep -q 'libhakmem\.so\.0 '; then
-    system_lib=$(/sbin/ldconfig -p | sed -n 's|.*libhakmem\.so\.0 .* => ||p' | head -n 1)
+# The cache is read whole, not piped into grep -q: with pipefail, ldconfig
+# dying of SIGPIPE after grep's first match would read as "not found".
+if [ -z "$system_lib" ] && [ -x /sbin/ldconfig ]; then
+    system_lib=$(/sbin/ldconfig -p 2>/dev/null | sed -n 's|.*libhakmem\.so\.0 .* => ||p')
+    system_lib=${system_lib%%$'\n'*}
 fi
 
 # --- by SONAME -------------------------------------------------------------------

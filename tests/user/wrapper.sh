@@ -151,7 +151,12 @@ fi
 verdict "a program linked with another allocator: one warning naming it"
 
 redis=$(command -v redis-server || true)
-if [ -z "$redis" ] || ! (ldd "$redis" 2>/dev/null | grep -q 'libjemalloc'); then
+# ldd's output is read whole first: with pipefail, `ldd | grep -q` fails
+# when grep stops at the first match and ldd dies of SIGPIPE, which once
+# turned this test into a skip.
+redis_libs=
+[ -n "$redis" ] && redis_libs=$(ldd "$redis" 2>/dev/null || true)
+if [ -z "$redis" ] || ! grep -q 'libjemalloc' <<<"$redis_libs"; then
     skip "redis-server linked with jemalloc: a warning" "no redis-server linked with libjemalloc"
 else
     wrap redis "$redis" --version
