@@ -10,7 +10,9 @@
  * a whole 64 MiB chunk for its first block): then the part
  * of a huge page that a half-used SuperSlab or the tail of a large block
  * leaves unused costs a few per cent at most, while a small program keeps
- * its small footprint.
+ * its small footprint. Below that, a large block still has the huge
+ * pages that lie wholly inside it advised (hk_chunk_advise_block): they
+ * cost no byte the block does not own.
  */
 #ifndef HK_HUGE_PAGES_H
 #define HK_HUGE_PAGES_H

@@ -177,6 +177,8 @@ void *hk_large_alloc(size_t size, size_t align, int zero) {
       errno = ENOMEM;
       return NULL;
     }
+    hk_chunk_advise_block(c, (char *)hk_chunk_addr(c, page) + offset,
+                          (pages - (guard ? 2 : 0)) << hk_page_shift(), zero);
   } else {
     /* Nested in this thread's own large-tier call (a signal handler):
      * a chunk of its own, filed later by whoever takes the lock next. */

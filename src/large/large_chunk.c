@@ -95,6 +95,7 @@ static struct hk_large_chunk *chunk_map(size_t pages) {
   int advice = hk_huge_pages_advice();
   if (advice >= 0)
     hk_os_advise_huge(c, bytes, advice);
+  c->huge_advice = (int8_t)advice;
   c->mapping.kind = HK_MAPPING_LARGE;
   c->serial = atomic_fetch_add_explicit(&chunks_mapped, 1, memory_order_relaxed);
   c->pages = (uint32_t)pages;
@@ -116,6 +117,46 @@ static struct hk_large_chunk *chunk_map(size_t pages) {
   }
   hk_counters_mapped(bytes);
   return c;
+}
+
+/* Below auto's threshold a chunk is not advised as a whole, but the huge
+ * pages inside a block that malloc gives out are: a block of megabytes is
+ * a buffer its program fills, and each of them then takes one fault
+ * instead of 512. Only whole huge pages inside the block, so that no byte
+ * outside it is ever made resident. A calloc is the exception: a sparse
+ * table of zeroes, touched here and there, would make each touch 2 MiB;
+ * a calloc that lands on pages advised for an earlier block takes the
+ * advice back (MADV_NOHUGEPAGE: there is no "as the system says").
+ * Hardened mode's guard pages are counted against vm.max_map_count, and
+ * the splits that advice makes are not, so it does not advise blocks. */
+void hk_chunk_advise_block(struct hk_large_chunk *c, void *p, size_t size,
+                           int zero) {
+  if (c->huge_advice != -1 || hk_options.hardened)
+    return;
+  size_t huge = hk_os_huge_page_size();
+  if (huge == 0 || size < huge)
+    return;
+  uintptr_t base = (uintptr_t)c;
+  uintptr_t lo = ((uintptr_t)p - base + huge - 1) & ~(huge - 1);
+  uintptr_t hi = ((uintptr_t)p + size - base) & ~(huge - 1);
+  if (hi <= lo)
+    return;
+  uintptr_t first = lo / huge, last = hi / huge - 1;
+  uint64_t bits = 0;
+  for (uintptr_t u = first; u <= last && u < 64; u++)
+    bits |= (uint64_t)1 << u;
+  if (last >= 63)
+    bits |= (uint64_t)1 << 63;
+  if (zero) {
+    /* Bit 63 may stand for pages this block does not cover: kept. */
+    uint64_t had = atomic_fetch_and_explicit(
+        &c->huge_blocks, ~(bits & ~((uint64_t)1 << 63)), memory_order_relaxed);
+    if (had & bits)
+      hk_os_advise_huge((void *)(base + lo), hi - lo, 0);
+  } else {
+    atomic_fetch_or_explicit(&c->huge_blocks, bits, memory_order_relaxed);
+    hk_os_advise_huge((void *)(base + lo), hi - lo, 1);
+  }
 }
 
 /* The first page of an extent of `pages` pages hk_chunk_placed as hk_extent_alloc

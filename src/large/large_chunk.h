@@ -92,6 +92,12 @@ struct hk_large_chunk {
   uint32_t first_page;   /* first page after the header and its guard */
   uint32_t carved;       /* the block a new chunk was made for */
   uint8_t header_guard;  /* the page before first_page is inaccessible */
+  int8_t huge_advice;    /* what the whole chunk was advised, as
+                            hk_huge_pages_advice() gives it */
+  /* Under -1, the huge pages (hk_os_huge_page_size(), counted from the
+   * chunk's start) that a block was advised into, one bit each; bit 63
+   * stands for every page from the 63rd on. */
+  _Atomic uint64_t huge_blocks;
   uint64_t serial;       /* chunks mapped before this one */
   struct hk_list_node chunk_node; /* every chunk */
   /* On the pending stack (large.c) or the unmap list. */
@@ -176,6 +182,12 @@ void hk_chunk_note_freed(struct hk_large_chunk *c, uint32_t page);
  * hk_extent_alloc would, and makes that extent live; its first page in
  * *page_out, all of it reads as zero. The chunk is known to nobody but
  * the region map until hk_chunk_file. NULL when the OS refuses. */
+/* Advises the huge pages wholly inside the live block [p, p + size) of
+ * `c` into or, for a calloc (`zero`), back out of transparent huge pages
+ * (see large_chunk.c); a system call at most, without the lock. */
+void hk_chunk_advise_block(struct hk_large_chunk *c, void *p, size_t size,
+                           int zero);
+
 struct hk_large_chunk *hk_chunk_create(size_t pages, size_t align,
                                        size_t offset, uint32_t *page_out);
 

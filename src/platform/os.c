@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
@@ -254,10 +255,12 @@ void hk_os_advise_huge(void *addr, size_t size, int want) {
   errno = saved;
 }
 
-long hk_os_max_map_count(void) {
+/* The decimal number a /proc or /sys file starts with, read without
+ * allocating; 0 if there is none. */
+static long read_number(const char *path) {
   int saved = errno;
   long v = 0;
-  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     char buf[32];
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -267,6 +270,22 @@ long hk_os_max_map_count(void) {
   }
   errno = saved;
   return v;
+}
+
+long hk_os_max_map_count(void) {
+  return read_number("/proc/sys/vm/max_map_count");
+}
+
+size_t hk_os_huge_page_size(void) {
+  /* 1: not read yet. Racing first readers read the same file. */
+  static _Atomic size_t size = 1;
+  size_t s = atomic_load_explicit(&size, memory_order_relaxed);
+  if (s == 1) {
+    long v = read_number("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
+    s = v > 0 && ((size_t)v & ((size_t)v - 1)) == 0 ? (size_t)v : 0;
+    atomic_store_explicit(&size, s, memory_order_relaxed);
+  }
+  return s;
 }
 
 uint32_t hk_os_now_ms(void) {

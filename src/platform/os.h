@@ -133,6 +133,10 @@ void hk_os_advise_huge(void *addr, size_t size, int want);
 /* vm.max_map_count, read from /proc without allocating; 0 if unknown. */
 long hk_os_max_map_count(void);
 
+/* The size of a transparent huge page (a power of two), read once; 0 if
+ * the kernel has none. */
+size_t hk_os_huge_page_size(void);
+
 /* A millisecond clock for purge delays; wraps every 49 days, so compare
  * differences, not values. */
 uint32_t hk_os_now_ms(void);

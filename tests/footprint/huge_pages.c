@@ -8,6 +8,10 @@
  * depend on the host's THP setting; a kernel built without THP has no such
  * file, and the test then skips (reported as SKIP, never as a pass).
  *
+ * Below auto's threshold, the huge pages inside a large malloc block are
+ * advised and those of a calloc block are not, nor taken back if a calloc
+ * reuses them (the "blocks" child).
+ *
  * Each case re-runs this program with the knob in its environment, since
  * the knobs are read once at start-up; the child prints what it saw and the
  * parent checks it.
@@ -75,38 +79,70 @@ static int child(void) {
   return 0;
 }
 
-/* Runs the child with the environment variables env1 and env2 (or
+/* The "blocks" child: prints "big=XX zeroed=XX small=XX reused=XX" for
+ * the middle of an 8 MiB malloc block, an 8 MiB calloc block, a 512 KiB
+ * malloc block, and a calloc of the first block's place once it is
+ * freed ("moved" if the calloc went elsewhere). */
+static int blocks_child(void) {
+  enum { BIG = 8 << 20, SMALL = 512 << 10 };
+  char *big = malloc(BIG);
+  char *zeroed = calloc(1, BIG);
+  char *small = malloc(SMALL);
+  printf("big=%s", advice_of(big + BIG / 2));
+  printf(" zeroed=%s", advice_of(zeroed + BIG / 2));
+  printf(" small=%s", advice_of(small + SMALL / 2));
+  free(big);
+  char *again = calloc(1, BIG);
+  printf(" reused=%s\n", again == big ? advice_of(again + BIG / 2) : "moved");
+  fflush(stdout);
+  return 0;
+}
+
+/* Runs the child `mode` with the environment variables env1 and env2 (or
  * NULL) added; returns its line. */
-static const char *run(const char *env1, const char *env2) {
+static const char *run(const char *mode, const char *env1, const char *env2) {
   static char buf[256];
   const char *env[] = {env1, env2, NULL};
-  return run_child(env, "child", buf, sizeof buf);
+  return run_child(env, mode, buf, sizeof buf);
 }
 
 /* Each case: the knobs, and what the child must see. */
 static const struct {
-  const char *env1, *env2, *want;
+  const char *mode, *env1, *env2, *want;
 } cases[] = {
     /* always: everything, until a SuperSlab gives pages back */
-    {"HAKMEM_HUGE_PAGES=always", "HAKMEM_PURGE_DELAY=-1",
+    {"child", "HAKMEM_HUGE_PAGES=always", "HAKMEM_PURGE_DELAY=-1",
      "first=hg later=hg large=hg trimmed=nh"},
     /* auto: what is mapped once hakmem holds 64 MiB */
-    {"HAKMEM_HUGE_PAGES=auto", "HAKMEM_PURGE_DELAY=-1",
+    {"child", "HAKMEM_HUGE_PAGES=auto", "HAKMEM_PURGE_DELAY=-1",
      "first=-- later=hg large=hg trimmed=nh"},
     /* auto is the default */
-    {"HAKMEM_PURGE_DELAY=-1", NULL,
+    {"child", "HAKMEM_PURGE_DELAY=-1", NULL,
      "first=-- later=hg large=hg trimmed=nh"},
     /* never: declined everywhere */
-    {"HAKMEM_HUGE_PAGES=never", NULL,
+    {"child", "HAKMEM_HUGE_PAGES=never", NULL,
      "first=nh later=nh large=nh trimmed=nh"},
     /* diet turns auto into never */
-    {"HAKMEM_TINY_MEM_DIET=1", NULL,
+    {"child", "HAKMEM_TINY_MEM_DIET=1", NULL,
      "first=nh later=nh large=nh trimmed=nh"},
+    /* auto below its threshold: a malloc block's huge pages, not a
+     * calloc's; the purge delay keeps the freed block's pages for the
+     * calloc that reuses its place */
+    {"blocks", "HAKMEM_PURGE_DELAY=-1", NULL,
+     "big=hg zeroed=-- small=-- reused=nh"},
+    /* hardened mode does not split its guarded mappings further */
+    {"blocks", "HAKMEM_HARDENED=1", "HAKMEM_PURGE_DELAY=-1",
+     "big=-- zeroed=-- small=-- reused="},
+    /* always and never advise the chunks, not the blocks */
+    {"blocks", "HAKMEM_HUGE_PAGES=always", NULL,
+     "big=hg zeroed=hg small=hg"},
+    {"blocks", "HAKMEM_HUGE_PAGES=never", NULL,
+     "big=nh zeroed=nh small=nh"},
 };
 
 START_TEST(test_advice) {
   assert_hakmem_preloaded();
-  const char *l = run(cases[_i].env1, cases[_i].env2);
+  const char *l = run(cases[_i].mode, cases[_i].env1, cases[_i].env2);
   ck_assert_msg(strstr(l, cases[_i].want), "%s %s: got %s, want %s",
                 cases[_i].env1, cases[_i].env2 ? cases[_i].env2 : "", l,
                 cases[_i].want);
@@ -116,6 +152,8 @@ END_TEST
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "child") == 0)
     return child();
+  if (argc == 2 && strcmp(argv[1], "blocks") == 0)
+    return blocks_child();
   if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
     printf("1..0 # SKIP kernel without transparent huge pages\n");
     return 0;
