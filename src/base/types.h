@@ -104,6 +104,8 @@ struct hk_heap;
 /* A block's entry in its slab's free list, out of band: the next free
  * block, or the block's state (freelist.h owns the encoding). */
 typedef uint16_t hk_link;
+/* A remote list head (freelist.h). */
+typedef uint64_t hk_remote;
 
 /* Which list a slab is on. An owned slab is its heap's current slab for
  * its class (CURRENT), or on its avail queue (AVAIL) or its full queue
@@ -157,7 +159,7 @@ _Static_assert(sizeof(struct hk_slab) == 64, "slab metadata is one line");
 #define HK_SLAB_MAX_BLOCKS (4 * HK_PAGE_SIZE_MAX / 16)
 
 struct hk_remote_head {
-  _Atomic uint32_t head;
+  _Atomic hk_remote head; /* see freelist.h */
 } __attribute__((aligned(64)));
 
 /* A SuperSlab's out-of-band metadata, mapped apart from it: the remote

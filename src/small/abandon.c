@@ -32,7 +32,7 @@ size_t hk_abandon_slab(struct hk_slab *s, int purge) {
   atomic_store_explicit(&s->owner, 0, memory_order_release);
   unsigned cls = hk_slab_class(s);
   pthread_mutex_lock(&abandoned_lock);
-  uint32_t none = HK_REMOTE_EMPTY;
+  hk_remote none = HK_REMOTE_EMPTY;
   if (hk_slab_has_blocks(s) ||
       !atomic_compare_exchange_strong_explicit(hk_slab_remote(s), &none,
                                                HK_REMOTE_STUCK,

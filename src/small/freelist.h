@@ -46,17 +46,27 @@
 
 _Static_assert(HK_SLAB_MAX_BLOCKS - 1 <= HK_LINK_INDEX, "links index blocks");
 
-/* A slab's remote list head: the first block's index in the low half, the
- * number of blocks in the high half, so that the owner takes the whole
- * list in one exchange and never walks it to count it. */
-#define HK_REMOTE_EMPTY ((uint32_t)HK_LINK_END)
+/* A slab's remote list head: the first block's index in bits 0-15, the
+ * number of blocks in bits 16-31 and the last block's index in bits 32-47,
+ * so that the owner takes the whole list in one exchange and puts it in
+ * front of its own without walking it, to count it or to find its end.
+ * The last block is the one pushed onto the empty list: every later push
+ * goes in front and carries it over. */
+#define HK_REMOTE_EMPTY ((hk_remote)HK_LINK_END)
 /* An abandoned slab with no free block holds this instead of EMPTY: the
  * thread whose remote free replaces it knows that the slab just became
  * worth adopting, without reading the slab afterwards. */
-#define HK_REMOTE_STUCK 0xffffffffu
+#define HK_REMOTE_STUCK ((hk_remote)0xffffffffu)
 
-static inline unsigned hk_remote_first(uint32_t head) { return head & 0xffffu; }
-static inline unsigned hk_remote_count(uint32_t head) { return head >> 16; }
+static inline unsigned hk_remote_first(hk_remote head) {
+  return (unsigned)(head & 0xffffu);
+}
+static inline unsigned hk_remote_count(hk_remote head) {
+  return (unsigned)(head >> 16) & 0xffffu;
+}
+static inline unsigned hk_remote_last(hk_remote head) {
+  return (unsigned)(head >> 32) & 0xffffu;
+}
 
 static inline hk_link hk_link_get(const struct hk_slab *s, unsigned i) {
   return atomic_load_explicit(&s->links[i], memory_order_relaxed);
@@ -132,22 +142,17 @@ static inline int hk_freelist_claim(struct hk_slab *s, unsigned i,
   return 0;
 }
 
-/* Puts the chain first -> ... of n blocks (a remote list taken whole) in
- * front of the owner's list. The chain is walked to its tail only when
- * the owner's list is not empty, never further than n, each step checked
- * against the slab's capacity. Returns HK_LINK_END, or the block whose
- * link was found corrupt (nothing is then changed). */
+/* Puts the chain first -> ... -> last (a remote list taken whole, both
+ * indices checked against the slab's capacity) in front of the owner's
+ * list, without walking it: only last's link is read, and it must end
+ * the chain. Returns HK_LINK_END, or the block whose link was found
+ * corrupt (nothing is then changed). */
 static inline unsigned hk_freelist_splice(struct hk_slab *s, unsigned first,
-                                          unsigned n) {
+                                          unsigned last) {
   if (!hk_freelist_empty(s)) {
-    unsigned tail = first;
-    for (unsigned k = 1; k < n; k++) {
-      hk_link next = hk_link_get(s, tail);
-      if (__builtin_expect(next >= s->capacity, 0))
-        return tail;
-      tail = next;
-    }
-    hk_link_set(s, tail, s->free);
+    if (__builtin_expect(hk_link_get(s, last) != HK_LINK_END, 0))
+      return last;
+    hk_link_set(s, last, s->free);
   }
   s->free = (uint16_t)first;
   return HK_LINK_END;
@@ -155,15 +160,17 @@ static inline unsigned hk_freelist_splice(struct hk_slab *s, unsigned first,
 
 /* Pushes the chain first -> ... -> last of n claimed blocks onto the
  * remote list at *remote. Returns the head it replaced. */
-static inline uint32_t hk_freelist_remote_push(struct hk_slab *s,
-                                               _Atomic uint32_t *remote,
-                                               unsigned first, unsigned last,
-                                               unsigned n) {
-  uint32_t head = atomic_load_explicit(remote, memory_order_relaxed), next;
+static inline hk_remote hk_freelist_remote_push(struct hk_slab *s,
+                                                _Atomic hk_remote *remote,
+                                                unsigned first, unsigned last,
+                                                unsigned n) {
+  hk_remote head = atomic_load_explicit(remote, memory_order_relaxed), next;
   do {
-    uint32_t h = head == HK_REMOTE_STUCK ? HK_REMOTE_EMPTY : head;
+    hk_remote h = head == HK_REMOTE_STUCK ? HK_REMOTE_EMPTY : head;
     hk_link_set(s, last, hk_remote_first(h));
-    next = (h & 0xffff0000u) + (n << 16) + first;
+    unsigned end = hk_remote_count(h) ? hk_remote_last(h) : last;
+    next = ((hk_remote)end << 32) |
+           ((hk_remote)(hk_remote_count(h) + n) << 16) | first;
   } while (!atomic_compare_exchange_weak_explicit(
       remote, &head, next, memory_order_release, memory_order_relaxed));
   return head;

@@ -75,7 +75,7 @@ static inline struct hk_div hk_div_by_magic(uint32_t n, uint64_t magic) {
   return r;
 }
 
-static inline _Atomic uint32_t *hk_slab_remote(const struct hk_slab *s) {
+static inline _Atomic hk_remote *hk_slab_remote(const struct hk_slab *s) {
   return &hk_slab_superslab(s)->meta->remote[hk_slab_index(s)].head;
 }
 
@@ -123,19 +123,22 @@ static inline void hk_slab_reset(struct hk_slab *s) {
 }
 
 /* Moves the blocks other threads freed into the owner's free list. The
- * list is taken whole with its count (see hk_freelist_splice). */
+ * list is taken whole, with its count and its last block (see
+ * hk_freelist_splice). */
 static inline void hk_slab_collect(struct hk_slab *s) {
-  _Atomic uint32_t *remote = hk_slab_remote(s);
-  uint32_t h = atomic_load_explicit(remote, HK_RELAXED);
+  _Atomic hk_remote *remote = hk_slab_remote(s);
+  hk_remote h = atomic_load_explicit(remote, HK_RELAXED);
   if (h == HK_REMOTE_EMPTY || h == HK_REMOTE_STUCK)
     return;
   h = atomic_exchange_explicit(remote, HK_REMOTE_EMPTY, memory_order_acquire);
   unsigned first = hk_remote_first(h), n = hk_remote_count(h);
+  unsigned last = hk_remote_last(h);
   /* A head out of range is reported at the block its index bits name. */
   unsigned bad = first & HK_LINK_INDEX;
-  if (__builtin_expect(first < s->capacity && n != 0 && n <= hk_slab_used(s),
+  if (__builtin_expect(first < s->capacity && last < s->capacity && n != 0 &&
+                           n <= hk_slab_used(s),
                        1))
-    bad = hk_freelist_splice(s, first, n);
+    bad = hk_freelist_splice(s, first, last);
   if (__builtin_expect(bad != HK_LINK_END, 0)) {
     hk_report_misuse("malloc", "corrupted free list", hk_slab_block(s, bad));
     return;
@@ -149,7 +152,7 @@ static inline void hk_slab_collect(struct hk_slab *s) {
 /* Pushes the n blocks first -> ... -> last, whose links the caller has
  * claimed (each was LIVE) and chained, onto the slab's remote list.
  * Returns the head it replaced. */
-static inline uint32_t hk_slab_remote_push(struct hk_slab *s, unsigned first,
+static inline hk_remote hk_slab_remote_push(struct hk_slab *s, unsigned first,
                                            unsigned last, unsigned n) {
   return hk_freelist_remote_push(s, hk_slab_remote(s), first, last, n);
 }

@@ -135,9 +135,9 @@ START_TEST(test_poisoned_remote_block_warn) {
   pthread_t t;
   ck_assert_int_eq(pthread_create(&t, NULL, free_two, two), 0);
   ck_assert_int_eq(pthread_join(t, NULL), 0);
-  uint32_t head = atomic_load(hk_slab_remote(s));
+  hk_remote head = atomic_load(hk_slab_remote(s));
   ck_assert_uint_eq(head & 0xffff, index_of(b[2]));
-  ck_assert_uint_eq(head >> 16, 2);
+  ck_assert_uint_eq(hk_remote_count(head), 2);
   /* A write after free puts a live block's address where a link would
    * be: it lands in the block, not in the list. */
   *(void **)launder(b[2]) = b[5];

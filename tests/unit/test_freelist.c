@@ -8,10 +8,11 @@
  * the link says); carving makes a chain of fresh blocks; handing out and
  * giving back behave as a stack against a model, and tell fresh blocks
  * from reused ones; a claim succeeds once per LIVE block; a remote chain
- * is spliced without a walk when the owner's list is empty, walked no
- * further than its count otherwise, and a corrupt link in it is reported
- * with nothing changed; a remote push counts and chains, and a stuck head
- * reads as empty.
+ * is spliced without a walk, its last block's link read only when the
+ * owner's list is not empty, and a last block that does not end the
+ * chain is reported with nothing changed; a remote push counts, chains
+ * and carries the first block pushed as the last, and a stuck head reads
+ * as empty.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -160,19 +161,19 @@ END_TEST
  * as it pops). */
 START_TEST(test_splice_onto_empty_list_does_not_walk) {
   hk_freelist_chain(&slab, 4, 1000); /* out of range: never read */
-  ck_assert_uint_eq(hk_freelist_splice(&slab, 4, 3), HK_LINK_END);
+  hk_freelist_chain(&slab, 6, 1000); /* the last block's: not read either */
+  ck_assert_uint_eq(hk_freelist_splice(&slab, 4, 6), HK_LINK_END);
   ck_assert_uint_eq(slab.free, 4);
 }
 END_TEST
 
-START_TEST(test_splice_walks_count_and_links_the_old_list) {
+START_TEST(test_splice_links_the_last_block_to_the_old_list) {
   hk_freelist_fill_fresh(&slab, 40, 2); /* the owner's list: 40, 41 */
-  /* The remote chain 5 -> 6 -> 7; 7's link is garbage the walk must not
-   * follow, since the count says 3. */
+  /* The remote chain 5 -> 6 -> 7: spliced in front by 7's link alone. */
   hk_freelist_chain(&slab, 5, 6);
   hk_freelist_chain(&slab, 6, 7);
-  hk_freelist_chain(&slab, 7, 9999);
-  ck_assert_uint_eq(hk_freelist_splice(&slab, 5, 3), HK_LINK_END);
+  hk_freelist_chain(&slab, 7, HK_LINK_END);
+  ck_assert_uint_eq(hk_freelist_splice(&slab, 5, 7), HK_LINK_END);
   unsigned want[] = {5, 6, 7, 40, 41};
   for (unsigned k = 0; k < 5; k++)
     ck_assert_int_eq(take(NULL), (int)want[k]);
@@ -180,48 +181,55 @@ START_TEST(test_splice_walks_count_and_links_the_old_list) {
 }
 END_TEST
 
+/* A last block whose link does not end the chain is not the chain's end:
+ * linking it to the owner's list would cut the chain or close a loop. */
 START_TEST(test_splice_reports_a_corrupt_link_and_changes_nothing) {
   hk_freelist_fill_fresh(&slab, 40, 2);
   hk_freelist_chain(&slab, 5, 6);
-  hk_freelist_chain(&slab, 6, CAP); /* one past the last block */
-  hk_freelist_chain(&slab, 7, HK_LINK_END);
-  ck_assert_uint_eq(hk_freelist_splice(&slab, 5, 3), 6);
+  hk_freelist_chain(&slab, 6, 40); /* names a block of the owner's list */
+  ck_assert_uint_eq(hk_freelist_splice(&slab, 5, 6), 6);
   ck_assert_uint_eq(slab.free, 40);
+  ck_assert_uint_eq(hk_link_get(&slab, 6), 40);
   ck_assert_uint_eq(hk_link_get(&slab, 41), HK_LINK_END | HK_LINK_FRESH);
 }
 END_TEST
 
 START_TEST(test_remote_push_counts_and_chains) {
-  _Atomic uint32_t remote = HK_REMOTE_EMPTY;
+  _Atomic hk_remote remote = HK_REMOTE_EMPTY;
   ck_assert_uint_eq(hk_freelist_remote_push(&slab, &remote, 3, 3, 1),
                     HK_REMOTE_EMPTY);
   ck_assert_uint_eq(hk_remote_first(remote), 3);
   ck_assert_uint_eq(hk_remote_count(remote), 1);
+  ck_assert_uint_eq(hk_remote_last(remote), 3);
   ck_assert_uint_eq(hk_link_get(&slab, 3), HK_LINK_END);
-  /* A chain of two, 8 -> 9, in front of 3. */
+  /* A chain of two, 8 -> 9, in front of 3, which stays the last. */
   hk_freelist_chain(&slab, 8, 9);
   hk_freelist_remote_push(&slab, &remote, 8, 9, 2);
   ck_assert_uint_eq(hk_remote_first(remote), 8);
   ck_assert_uint_eq(hk_remote_count(remote), 3);
+  ck_assert_uint_eq(hk_remote_last(remote), 3);
   ck_assert_uint_eq(hk_link_get(&slab, 9), 3);
-  /* What the owner takes splices into its list in that order. */
-  uint32_t h = atomic_exchange(&remote, HK_REMOTE_EMPTY);
+  /* What the owner takes splices into its own list in that order. */
+  hk_freelist_fill_fresh(&slab, 40, 1);
+  hk_remote h = atomic_exchange(&remote, HK_REMOTE_EMPTY);
   ck_assert_uint_eq(
-      hk_freelist_splice(&slab, hk_remote_first(h), hk_remote_count(h)),
+      hk_freelist_splice(&slab, hk_remote_first(h), hk_remote_last(h)),
       HK_LINK_END);
   ck_assert_int_eq(take(NULL), 8);
   ck_assert_int_eq(take(NULL), 9);
   ck_assert_int_eq(take(NULL), 3);
+  ck_assert_int_eq(take(NULL), 40);
   ck_assert(hk_freelist_empty(&slab));
 }
 END_TEST
 
 START_TEST(test_stuck_head_reads_as_empty) {
-  _Atomic uint32_t remote = HK_REMOTE_STUCK;
+  _Atomic hk_remote remote = HK_REMOTE_STUCK;
   ck_assert_uint_eq(hk_freelist_remote_push(&slab, &remote, 12, 12, 1),
                     HK_REMOTE_STUCK);
   ck_assert_uint_eq(hk_remote_first(remote), 12);
   ck_assert_uint_eq(hk_remote_count(remote), 1);
+  ck_assert_uint_eq(hk_remote_last(remote), 12);
   ck_assert_uint_eq(hk_link_get(&slab, 12), HK_LINK_END);
 }
 END_TEST
@@ -237,7 +245,7 @@ static Suite *freelist_suite(void) {
   tcase_add_test(tc, test_head_in_use_is_not_followed);
   tcase_add_test(tc, test_claim_succeeds_once);
   tcase_add_test(tc, test_splice_onto_empty_list_does_not_walk);
-  tcase_add_test(tc, test_splice_walks_count_and_links_the_old_list);
+  tcase_add_test(tc, test_splice_links_the_last_block_to_the_old_list);
   tcase_add_test(tc, test_splice_reports_a_corrupt_link_and_changes_nothing);
   tcase_add_test(tc, test_remote_push_counts_and_chains);
   tcase_add_test(tc, test_stuck_head_reads_as_empty);

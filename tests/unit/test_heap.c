@@ -249,15 +249,19 @@ START_TEST(test_remote_free_is_collected) {
 
   /* The owner has not looked yet: all the blocks wait on the remote list,
    * whose head counts them. */
-  uint32_t head = atomic_load(hk_slab_remote(s));
-  ck_assert_uint_eq(head >> 16, N_REMOTE);
+  hk_remote head = atomic_load(hk_slab_remote(s));
+  ck_assert_uint_eq(hk_remote_count(head), N_REMOTE);
   size_t on_remote = 0;
+  unsigned last = HK_LINK_END;
   for (unsigned b = head & 0xffff; b != HK_LINK_END; b = hk_link_get(s, b)) {
     ck_assert_uint_lt(b, s->capacity);
     ck_assert(in_list(bs.p, N_REMOTE, hk_slab_block(s, b)));
     ck_assert_uint_le(++on_remote, N_REMOTE);
+    last = b;
   }
   ck_assert_uint_eq(on_remote, N_REMOTE);
+  /* The head names the chain's end, which the owner links to its list. */
+  ck_assert_uint_eq(hk_remote_last(head), last);
   ck_assert_uint_eq(atomic_load(&s->owner), hk_owner_token());
 
   expect_blocks_back(&bs);
@@ -304,12 +308,12 @@ START_TEST(test_remote_frees_batch_per_class) {
   pthread_barrier_wait(&mixed_freed);
   /* Hardened mode pushes every remote free at once. */
   uint32_t want = hk_options.hardened ? N_MIXED : 0;
-  ck_assert_uint_eq(atomic_load(hk_slab_remote(a)) >> 16, want);
-  ck_assert_uint_eq(atomic_load(hk_slab_remote(b)) >> 16, want);
+  ck_assert_uint_eq(hk_remote_count(atomic_load(hk_slab_remote(a))), want);
+  ck_assert_uint_eq(hk_remote_count(atomic_load(hk_slab_remote(b))), want);
   pthread_barrier_wait(&mixed_checked);
   pthread_join(t, NULL);
-  ck_assert_uint_eq(atomic_load(hk_slab_remote(a)) >> 16, N_MIXED);
-  ck_assert_uint_eq(atomic_load(hk_slab_remote(b)) >> 16, N_MIXED);
+  ck_assert_uint_eq(hk_remote_count(atomic_load(hk_slab_remote(a))), N_MIXED);
+  ck_assert_uint_eq(hk_remote_count(atomic_load(hk_slab_remote(b))), N_MIXED);
   pthread_barrier_destroy(&mixed_freed);
   pthread_barrier_destroy(&mixed_checked);
 }
