@@ -63,15 +63,9 @@ void *hk_small_alloc_slow(unsigned cls) {
   return alloc_rare(cls);
 }
 
-void hk_small_free_slow(struct hk_slab *s, unsigned i) {
-  if (__builtin_expect(hk_options.hardened, 0)) {
-    hk_hardened_free(s, i);
-    return;
-  }
-  if (__builtin_expect(hk_options.stats, 0) && hk_heap_free_if_owner(s, i))
-    return;
-  if (!hk_slab_claim(s, i, "free"))
-    return;
+/* A remote free that does not join the thread's batch for its slab. */
+static __attribute__((noinline)) void free_remote(struct hk_slab *s,
+                                                  unsigned i) {
   /* An abandoned slab is pushed to at once: its first remote free is what
    * offers it for adoption. A batch needs the thread-exit hook that a heap
    * brings, to be pushed when the thread ends; a thread that only frees
@@ -79,4 +73,27 @@ void hk_small_free_slow(struct hk_slab *s, unsigned i) {
   int batch = atomic_load_explicit(&s->owner, memory_order_relaxed) != 0 &&
               hk_heap_for_free() != NULL;
   hk_free_remote(s, i, batch);
+}
+
+/* Another thread's free of block i of s: claimed, then batched. */
+static inline void free_claimed_remote(struct hk_slab *s, unsigned i) {
+  if (hk_slab_claim(s, i, "free") && !hk_free_remote_append(s, i))
+    free_remote(s, i);
+}
+
+/* Every free under HAKMEM_STATS, which counts it, or HAKMEM_HARDENED,
+ * which checks it. */
+static __attribute__((noinline)) void free_in_mode(struct hk_slab *s,
+                                                   unsigned i) {
+  if (hk_options.hardened)
+    hk_hardened_free(s, i);
+  else if (!hk_heap_free_if_owner(s, i))
+    free_claimed_remote(s, i);
+}
+
+void hk_small_free_slow(struct hk_slab *s, unsigned i) {
+  if (__builtin_expect(hk_options.hardened | hk_options.stats, 0))
+    free_in_mode(s, i);
+  else
+    free_claimed_remote(s, i);
 }

@@ -7,23 +7,12 @@
 #include "small/size_class.h"
 #include "small/slab.h"
 
-/* A thread's remote frees into one slab, chained first -> ... -> last,
- * waiting to be pushed with one CAS. One batch per size class, since the
- * blocks a producer hands over are of many sizes, each class from its own
- * current slab. The blocks stay counted in the slab's `used` meanwhile, so
- * the slab cannot go away under the batch; at most HK_REMOTE_BATCH blocks
- * per class wait, until the thread's next allocation slow path, its exit
- * or malloc_trim. */
-struct remote_batch {
-  struct hk_slab *slab;
-  uint16_t first, last, n;
-};
-static __thread struct remote_batch batches[HK_CLASS_COUNT]
+__thread struct hk_remote_batch hk_remote_batches[HK_CLASS_COUNT]
     __attribute__((tls_model("initial-exec")));
 __thread uint64_t hk_remote_batched[HK_BATCH_WORDS]
     __attribute__((tls_model("initial-exec")));
+#define batches hk_remote_batches
 #define batched hk_remote_batched
-#define HK_REMOTE_BATCH 64
 
 static void push(struct hk_slab *s, unsigned first, unsigned last,
                  unsigned n) {
@@ -34,8 +23,8 @@ static void push(struct hk_slab *s, unsigned first, unsigned last,
     hk_abandoned_unstick(s);
 }
 
-static void flush_class(unsigned cls) {
-  struct remote_batch *b = &batches[cls];
+void hk_remote_flush_class(unsigned cls) {
+  struct hk_remote_batch *b = &batches[cls];
   struct hk_slab *s = b->slab;
   b->slab = NULL;
   batched[cls / 64] &= ~((uint64_t)1 << (cls % 64));
@@ -45,21 +34,14 @@ static void flush_class(unsigned cls) {
 void hk_remote_flush_all(void) {
   for (unsigned w = 0; w < HK_BATCH_WORDS; w++)
     while (batched[w])
-      flush_class(w * 64 + (unsigned)__builtin_ctzll(batched[w]));
+      hk_remote_flush_class(w * 64 + (unsigned)__builtin_ctzll(batched[w]));
 }
 
 void hk_free_remote(struct hk_slab *s, unsigned i, int batch) {
   unsigned cls = hk_slab_class(s);
-  struct remote_batch *b = &batches[cls];
-  if (b->slab == s) {
-    hk_freelist_chain(s, i, b->first);
-    b->first = (uint16_t)i;
-    if (++b->n >= HK_REMOTE_BATCH)
-      flush_class(cls);
-    return;
-  }
+  struct hk_remote_batch *b = &batches[cls];
   if (b->slab)
-    flush_class(cls);
+    hk_remote_flush_class(cls);
   if (!batch) {
     push(s, i, i, 1);
     return;
