@@ -66,13 +66,14 @@ void *hk_small_alloc_slow(unsigned cls) {
 /* A remote free that does not join the thread's batch for its slab. */
 static __attribute__((noinline)) void free_remote(struct hk_slab *s,
                                                   unsigned i) {
-  /* An abandoned slab is pushed to at once: its first remote free is what
-   * offers it for adoption. A batch needs the thread-exit hook that a heap
-   * brings, to be pushed when the thread ends; a thread that only frees
-   * gets one now. */
-  int batch = atomic_load_explicit(&s->owner, memory_order_relaxed) != 0 &&
-              hk_heap_for_free() != NULL;
-  hk_free_remote(s, i, batch);
+  /* A batch needs the thread-exit hook that a heap brings, to be pushed
+   * when the thread ends; a thread that only frees gets one now. Blocks of
+   * an abandoned slab are batched too (in Larson's shape, where each
+   * thread frees what the one before it left, four remote frees in five
+   * were into abandoned slabs, each a CAS of its own): a stuck slab is
+   * offered for adoption when the batch is pushed instead, at the
+   * thread's next refill. */
+  hk_free_remote(s, i, hk_heap_for_free() != NULL);
 }
 
 /* Another thread's free of block i of s: claimed, then batched. */

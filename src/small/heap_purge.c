@@ -111,11 +111,12 @@ void hk_heap_purge_due(struct hk_heap *h) {
 }
 
 size_t hk_heap_trim(void) {
+  /* Our batches first: blocks waiting in them keep their slabs, abandoned
+   * ones too, counted as in use. */
+  hk_remote_flush();
   size_t released = hk_abandoned_trim();
   struct hk_heap *h = hk_tls_heap;
-  if (h != &hk_heap_empty) {
-    hk_remote_flush();
+  if (h != &hk_heap_empty)
     released += purge_pages(h, 1);
-  }
   return released + hk_heaps_purge_kept(hk_os_now_ms(), 0);
 }

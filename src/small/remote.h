@@ -52,8 +52,8 @@ static inline int hk_free_remote_append(struct hk_slab *s, unsigned i) {
 }
 
 /* Block i of s, claimed, goes back to s's owner: a new batch when `batch`
- * (the thread has a heap, whose exit flushes it, and s has an owner), the
- * one it replaces pushed; else straight onto the remote list. */
+ * (the thread has a heap, whose exit flushes it), the one it replaces
+ * pushed; else straight onto the remote list. */
 void hk_free_remote(struct hk_slab *s, unsigned i, int batch);
 
 /* Bit c % 64 of word c / 64 set: the calling thread's batch of class c

@@ -423,6 +423,11 @@ static void *alloc_one_free_exit(void *arg) {
   return NULL;
 }
 
+static void *free_one(void *p) {
+  hk_api_free(p);
+  return NULL;
+}
+
 static void *alloc_one_keep(void *arg) {
   void **out = arg;
   *out = hk_api_malloc(REMOTE_SIZE);
@@ -446,9 +451,11 @@ START_TEST(test_full_abandoned_slab_adopted_after_remote_free) {
   ck_assert(hk_region_lookup((uintptr_t)other) == NULL ||
             slab_of(other) != full);
 
-  /* One block of it freed (remotely: this thread has no heap) makes it
-   * worth adopting, and the next thread gets exactly that block. */
-  hk_api_free(bs.p[1]);
+  /* One block of it freed (remotely, by a thread whose exit pushes the
+   * batch that free joined) makes it worth adopting, and the next thread
+   * gets exactly that block. */
+  ck_assert_int_eq(pthread_create(&t, NULL, free_one, bs.p[1]), 0);
+  pthread_join(t, NULL);
   void *got = NULL;
   ck_assert_int_eq(pthread_create(&t, NULL, alloc_one_keep, &got), 0);
   pthread_join(t, NULL);
@@ -780,11 +787,6 @@ START_TEST(test_double_free_medium) {
   missed("second free of medium block", p, NULL, NULL);
 }
 END_TEST
-
-static void *free_one(void *p) {
-  hk_api_free(p);
-  return NULL;
-}
 
 START_TEST(test_double_free_after_remote_free) {
   void *p = hk_api_malloc(32);
