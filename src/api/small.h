@@ -41,7 +41,7 @@ static inline void *hk_small_alloc(unsigned cls) {
     hk_link next = hk_link_get(s, i);
     if (__builtin_expect(hk_link_free(next), 1)) {
       hk_freelist_unlink_head(s, i, next);
-      hk_slab_set_used(s, hk_slab_used(s) + 1);
+      hk_slab_used_inc(s);
       return hk_slab_block(s, i);
     }
   }

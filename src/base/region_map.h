@@ -54,7 +54,9 @@ uintptr_t hk_region_entry_high(uintptr_t addr);
  * registers for a call it almost never makes. */
 static inline uintptr_t hk_region_entry_low(uintptr_t addr) {
   uintptr_t region = addr >> HK_REGION_SHIFT;
-  if (__builtin_expect(region >> (HK_MAP_MID_BITS + HK_MAP_LEAF_BITS), 0))
+  /* A compare, where a shift would need a copy of addr first. */
+  if (__builtin_expect(
+          region >= (uintptr_t)1 << (HK_MAP_MID_BITS + HK_MAP_LEAF_BITS), 0))
     return 0;
   struct hk_region_leaf *leaf = atomic_load_explicit(
       &hk_region_low.leaf[region >> HK_MAP_LEAF_BITS], memory_order_acquire);

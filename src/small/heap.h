@@ -101,9 +101,7 @@ static inline void hk_free_local(struct hk_slab *s, unsigned i) {
    * malloc/free of one block must not leave the fast path (but for huge
    * blocks, see refill in heap.c). Any other that empties goes back, and a
    * full one becomes available again. */
-  unsigned used = hk_slab_used(s) - 1;
-  hk_slab_set_used(s, used);
-  if (__builtin_expect(s->list > (used != 0), 0))
+  if (__builtin_expect(s->list > hk_slab_used_dec(s), 0))
     hk_free_local_slow(hk_tls_heap, s);
 }
 

@@ -43,6 +43,31 @@ static inline unsigned hk_slab_used(const struct hk_slab *s) {
 static inline void hk_slab_set_used(struct hk_slab *s, unsigned v) {
   atomic_store_explicit(&s->used, v, HK_RELAXED);
 }
+/* The owner's +1 and -1 of `used`, which malloc and free make on every
+ * call. As relaxed atomics they are a load, an add and a store; on x86-64
+ * one instruction does it (and its flags tell free whether the slab
+ * emptied). Other threads only read `used`, and an aligned 32-bit store
+ * is seen whole either way. */
+#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
+static inline void hk_slab_used_inc(struct hk_slab *s) {
+  __asm__("addl $1, %0" : "+m"(s->used));
+}
+/* Returns whether blocks are still out after the -1. */
+static inline _Bool hk_slab_used_dec(struct hk_slab *s) {
+  _Bool left;
+  __asm__("subl $1, %0" : "+m"(s->used), "=@ccnz"(left));
+  return left;
+}
+#else
+static inline void hk_slab_used_inc(struct hk_slab *s) {
+  hk_slab_set_used(s, hk_slab_used(s) + 1);
+}
+static inline _Bool hk_slab_used_dec(struct hk_slab *s) {
+  unsigned used = hk_slab_used(s) - 1;
+  hk_slab_set_used(s, used);
+  return used != 0;
+}
+#endif
 static inline uint32_t hk_slab_block_size(const struct hk_slab *s) {
   return atomic_load_explicit(&s->block_size, HK_RELAXED);
 }
@@ -242,7 +267,7 @@ static inline int hk_slab_pop(struct hk_slab *s, unsigned *index) {
     return 0;
   }
   int fresh = hk_freelist_unlink_head(s, i, next);
-  hk_slab_set_used(s, hk_slab_used(s) + 1);
+  hk_slab_used_inc(s);
   *index = i;
   return fresh ? 2 : 1;
 }
