@@ -92,9 +92,12 @@ static __attribute__((noinline)) void free_unlisted(const char *fn, void *p) {
 static inline __attribute__((always_inline)) void free_ptr(void *p,
                                                          const char *fn) {
   uintptr_t entry = hk_region_entry_low((uintptr_t)p);
-  unsigned shift = (unsigned)(entry & HK_REGION_TAG_MASK);
-  if (__builtin_expect(shift != 0, 1)) {
-    hk_small_free((struct hk_superslab *)(entry - shift), shift, p, fn);
+  if (__builtin_expect((entry & HK_REGION_TAG_MASK) != 0, 1)) {
+    /* The shift is taken modulo 64, which an x86 shift does by itself:
+     * the entry goes to the shift count whole, without a mask. */
+    uintptr_t count = entry; /* a copy, so the test above stays a test */
+    __asm__("" : "+r"(count));
+    hk_small_free(hk_region_superslab(entry), (unsigned)count & 63, p, fn);
     return;
   }
   if (entry == 0) {

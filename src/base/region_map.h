@@ -77,6 +77,9 @@ static inline uintptr_t hk_region_entry(uintptr_t addr) {
 static inline struct hk_mapping *hk_region_mapping(uintptr_t entry) {
   return (struct hk_mapping *)(entry & ~HK_REGION_TAG_MASK);
 }
+static inline struct hk_superslab *hk_region_superslab(uintptr_t entry) {
+  return (struct hk_superslab *)(entry & ~HK_REGION_TAG_MASK);
+}
 
 /* The mapping owning the region that contains `addr`, or NULL. */
 static inline struct hk_mapping *hk_region_lookup(uintptr_t addr) {
