@@ -4,13 +4,20 @@
  * region hakmem maps is registered here with the mapping that covers it, so
  * any address -- including one no mapping covers -- gets a definite answer.
  *
- * The low 2^48 bytes, where every architecture but s390x (and riscv64 on
- * kernels before 6.6) keeps all of a process's hintless mappings, take two
- * levels: a static table of leaf pointers and 64 KiB leaves mapped on first
- * use; free() looks there with two loads. Above 2^48, up to the address
- * bits of this platform (hk_address_bits, os.h), a third level: a table of
- * such tables, mapped when the first mapping up there is registered and
- * looked up out of line, so that the usual case pays nothing for it.
+ * Where the process's address space is not tightly limited, the regions
+ * below 2^min(hk_address_bits, 48) -- every hintless mapping but s390x's
+ * (and riscv64's on kernels before 6.6) -- have their entries in one flat
+ * array, reserved at the first registration (512 MiB of address space on
+ * x86-64, MAP_NORESERVE: untouched parts read as zeroes, "not ours", and
+ * cost nothing; a page of entries covers 1 GiB). free() finds an entry
+ * there with one load (snmalloc's pagemap). Every other region, and all of
+ * them when the array could not be reserved (RLIMIT_AS, strict
+ * overcommit), take the tree: below 2^48 a static table of leaf pointers
+ * and 64 KiB leaves mapped on first use; above it, up to the address bits
+ * of this platform (hk_address_bits, os.h), a table of such tables, mapped
+ * when the first mapping up there is registered. The tree is looked up
+ * out of line, so that the usual case pays nothing for it. Which regions
+ * the flat array holds is decided once, before the first entry is stored.
  * Lookups are lock-free; a registered entry never points at unmapped memory
  * because mappings are unregistered before they are unmapped.
  */
@@ -45,32 +52,39 @@ struct hk_region_mid {
 /* The table for addresses below 2^HK_MAP_LOW_BITS. */
 extern struct hk_region_mid hk_region_low;
 
-/* hk_region_entry for an address at or above 2^HK_MAP_LOW_BITS. */
-uintptr_t hk_region_entry_high(uintptr_t addr);
+/* The flat array: entries of regions 0 .. regions - 1; regions is 0 until
+ * the array is in place, and for good if it could not be. */
+struct hk_region_flat {
+  _Atomic uintptr_t regions;
+  _Atomic uintptr_t *entry;
+};
+extern struct hk_region_flat hk_region_flat;
 
-/* The entry of the region that contains `addr` if `addr` is below
- * 2^HK_MAP_LOW_BITS, else 0, ours or not: a 0 from it is final only once
- * hk_region_entry agrees. For free(), whose fast path must not keep
- * registers for a call it almost never makes. */
+/* hk_region_entry for an address the flat array does not hold. */
+uintptr_t hk_region_entry_tree(uintptr_t addr);
+
+/* The entry of the region that contains `addr` if the flat array holds it,
+ * else 0, ours or not: a 0 from it is final only once hk_region_entry
+ * agrees. For free(), whose fast path must not keep registers for a call
+ * it almost never makes. */
 static inline uintptr_t hk_region_entry_low(uintptr_t addr) {
   uintptr_t region = addr >> HK_REGION_SHIFT;
-  /* A compare, where a shift would need a copy of addr first. */
-  if (__builtin_expect(
-          region >= (uintptr_t)1 << (HK_MAP_MID_BITS + HK_MAP_LEAF_BITS), 0))
+  if (__builtin_expect(region >= atomic_load_explicit(&hk_region_flat.regions,
+                                                       memory_order_acquire),
+                       0))
     return 0;
-  struct hk_region_leaf *leaf = atomic_load_explicit(
-      &hk_region_low.leaf[region >> HK_MAP_LEAF_BITS], memory_order_acquire);
-  if (__builtin_expect(leaf == 0, 0))
-    return 0;
-  return atomic_load_explicit(
-      &leaf->entry[region & ((1u << HK_MAP_LEAF_BITS) - 1)],
-      memory_order_acquire);
+  _Atomic uintptr_t *flat =
+      atomic_load_explicit(&hk_region_flat.entry, memory_order_relaxed);
+  return atomic_load_explicit(&flat[region], memory_order_acquire);
 }
 
 /* The entry of the region that contains `addr`, 0 if it is not ours. */
 static inline uintptr_t hk_region_entry(uintptr_t addr) {
-  if (__builtin_expect(addr >> HK_MAP_LOW_BITS, 0))
-    return hk_region_entry_high(addr);
+  if (__builtin_expect(addr >> HK_REGION_SHIFT >=
+                           atomic_load_explicit(&hk_region_flat.regions,
+                                                memory_order_acquire),
+                       0))
+    return hk_region_entry_tree(addr);
   return hk_region_entry_low(addr);
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -270,6 +271,14 @@ static long read_number(const char *path) {
   }
   errno = saved;
   return v;
+}
+
+size_t hk_os_address_space_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > SIZE_MAX)
+    return SIZE_MAX;
+  return (size_t)rl.rlim_cur;
 }
 
 long hk_os_max_map_count(void) {

@@ -130,6 +130,10 @@ int hk_os_protect(void *addr, size_t size, int writable);
  * depends on the answer. */
 void hk_os_advise_huge(void *addr, size_t size, int want);
 
+/* The process's address-space limit (RLIMIT_AS) in bytes; SIZE_MAX when
+ * there is none. */
+size_t hk_os_address_space_limit(void);
+
 /* vm.max_map_count, read from /proc without allocating; 0 if unknown. */
 long hk_os_max_map_count(void);
 

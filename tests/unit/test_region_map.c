@@ -9,7 +9,9 @@
  * its edges and nowhere past them. Registration only records addresses, so
  * ranges that nothing maps (leaf boundaries, the top of the space) can be
  * exercised too. Each test runs in its own forked process (Check's default),
- * so the map starts empty in every test.
+ * so the map starts empty in every test. The lookup tests run twice: with
+ * the flat array, and under a tight RLIMIT_AS, where the first
+ * registration declines to reserve it and every region takes the tree.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -18,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "platform/os.h"
 #include "base/region_map.h"
@@ -323,9 +326,49 @@ START_TEST(test_concurrent_leaf_install) {
 }
 END_TEST
 
-static Suite *region_map_suite(void) {
-  Suite *s = suite_create("region_map");
-  TCase *tc = tcase_create("lookup");
+/* Before the first registration: an address-space limit the flat array
+ * would take more than an eighth of. */
+static void tight_address_space(void) {
+  struct rlimit rl;
+  ck_assert_int_eq(getrlimit(RLIMIT_AS, &rl), 0);
+  rl.rlim_cur = (rlim_t)1 << 31;
+  ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+}
+
+/* Regions the flat array holds on this platform: those below
+ * 2^min(address bits, 48). */
+static uintptr_t flat_wanted(void) {
+  unsigned bits = hk_address_bits() < 48 ? hk_address_bits() : 48;
+  return (uintptr_t)1 << (bits - HK_REGION_SHIFT);
+}
+
+START_TEST(test_flat_array_holds_the_low_regions) {
+  ck_assert_uint_eq(atomic_load(&hk_region_flat.regions), 0);
+  uintptr_t b = 64 * LEAF_SPAN;
+  ck_assert_int_eq(hk_region_register_tagged(b, REGION, &fake_seg, 16), 0);
+  ck_assert_uint_eq(atomic_load(&hk_region_flat.regions), flat_wanted());
+  /* free()'s inline lookup finds it, with its tag. */
+  ck_assert_uint_eq(hk_region_entry_low(b + 5), (uintptr_t)&fake_seg | 16);
+  ck_assert_uint_eq(hk_region_entry_low(b + REGION), 0);
+  hk_region_unregister(b, REGION);
+  ck_assert_uint_eq(hk_region_entry_low(b), 0);
+  ck_assert_ptr_null(hk_region_lookup(b));
+}
+END_TEST
+
+START_TEST(test_tight_address_space_takes_the_tree) {
+  uintptr_t b = 64 * LEAF_SPAN;
+  ck_assert_int_eq(hk_region_register_tagged(b, REGION, &fake_seg, 16), 0);
+  ck_assert_uint_eq(atomic_load(&hk_region_flat.regions), 0);
+  /* The inline lookup has no array: its 0 sends free() to the tree. */
+  ck_assert_uint_eq(hk_region_entry_low(b), 0);
+  ck_assert_uint_eq(hk_region_entry(b + 5), (uintptr_t)&fake_seg | 16);
+  hk_region_unregister(b, REGION);
+  ck_assert_ptr_null(hk_region_lookup(b));
+}
+END_TEST
+
+static void add_lookup_tests(TCase *tc) {
   tcase_add_test(tc, test_unowned_addresses_are_null);
   tcase_add_test(tc, test_single_region_edges);
   tcase_add_test(tc, test_three_regions_register_unregister);
@@ -335,11 +378,21 @@ static Suite *region_map_suite(void) {
   tcase_add_test(tc, test_top_of_address_space);
   tcase_add_test(tc, test_register_beyond_address_space_fails);
   tcase_add_test(tc, test_failed_register_leaves_nothing_behind);
+  tcase_add_test(tc, test_concurrent_lookup_during_churn);
+  tcase_add_test(tc, test_concurrent_leaf_install);
+}
+
+static Suite *region_map_suite(void) {
+  Suite *s = suite_create("region_map");
+  TCase *tc = tcase_create("flat");
+  add_lookup_tests(tc);
+  tcase_add_test(tc, test_flat_array_holds_the_low_regions);
   suite_add_tcase(s, tc);
-  TCase *mt = tcase_create("concurrent");
-  tcase_add_test(mt, test_concurrent_lookup_during_churn);
-  tcase_add_test(mt, test_concurrent_leaf_install);
-  suite_add_tcase(s, mt);
+  TCase *tree = tcase_create("tree");
+  tcase_add_checked_fixture(tree, tight_address_space, NULL);
+  add_lookup_tests(tree);
+  tcase_add_test(tree, test_tight_address_space_takes_the_tree);
+  suite_add_tcase(s, tree);
   return s;
 }
 
