@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "base/hidden.h"
+
 /* HK_EACH(m, k, a, b, ...): m(k, a) m(k, b) ..., for up to eight words. */
 #define HK_EACH(m, k, ...)                                                     \
   HK_EACH_N(HK_COUNT_ARGS(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0), m, k,       \
@@ -72,7 +74,7 @@ struct hk_options {
 
 /* Defaults until hk_options_init runs: the allocator may serve the loader
  * before that. */
-extern struct hk_options hk_options;
+extern HK_HIDDEN struct hk_options hk_options;
 
 /* Reads the environment into hk_options; allocates nothing. */
 void hk_options_init(void);

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/hidden.h"
 #include "base/types.h"
 
 #define HK_MAP_LEAF_BITS 13 /* a leaf: 2^13 regions (16 GiB), 64 KiB */
@@ -50,7 +51,7 @@ struct hk_region_mid {
 };
 
 /* The table for addresses below 2^HK_MAP_LOW_BITS. */
-extern struct hk_region_mid hk_region_low;
+extern HK_HIDDEN struct hk_region_mid hk_region_low;
 
 /* The flat array: entries of regions 0 .. regions - 1; regions is 0 until
  * the array is in place, and for good if it could not be. */
@@ -58,7 +59,7 @@ struct hk_region_flat {
   _Atomic uintptr_t regions;
   _Atomic uintptr_t *entry;
 };
-extern struct hk_region_flat hk_region_flat;
+extern HK_HIDDEN struct hk_region_flat hk_region_flat;
 
 /* hk_region_entry for an address the flat array does not hold. */
 uintptr_t hk_region_entry_tree(uintptr_t addr);

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hidden.h"
 #include "base/list.h"
 #include "base/options.h"
 #include "small/size_class.h"
@@ -54,8 +55,8 @@ struct hk_heap {
 
 /* Threads start on this heap, whose current slabs are all one empty slab,
  * so that the fast path needs no "initialised?" test. */
-extern struct hk_heap hk_heap_empty;
-extern struct hk_slab hk_empty_slab;
+extern HK_HIDDEN struct hk_heap hk_heap_empty;
+extern HK_HIDDEN struct hk_slab hk_empty_slab;
 extern __thread struct hk_heap *hk_tls_heap
     __attribute__((tls_model("initial-exec")));
 

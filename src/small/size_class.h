@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hidden.h"
 #include "base/options.h"
 #include "base/types.h"
 
@@ -22,8 +23,8 @@
  * hk_class_geometry). */
 #define HK_SMALL_SLAB_MAX 4096
 
-extern const uint32_t hk_class_size[HK_CLASS_COUNT];
-extern const uint8_t hk_class_small[HK_TINY_MAX / 16 + 1];
+extern HK_HIDDEN const uint32_t hk_class_size[HK_CLASS_COUNT];
+extern HK_HIDDEN const uint8_t hk_class_small[HK_TINY_MAX / 16 + 1];
 
 /* Class for a size in [0, HK_MEDIUM_MAX]. */
 static inline unsigned hk_size_to_class(size_t size) {
