@@ -32,18 +32,18 @@ void hk_small_free_slow(struct hk_slab *s, unsigned i);
 int hk_give_back_unused(void);
 
 /* The fast path: the current slab's first free block. Its link is checked
- * before it becomes the head: a LIVE or PENDING link (left by two threads
- * freeing one block at once) goes to the slow path, which reports it. */
+ * before it becomes the head: the sentinel's LIVE (the list is empty), or
+ * a LIVE or PENDING link left by two threads freeing one block at once,
+ * goes to the slow path, which tells the two apart and reports the
+ * second. */
 static inline void *hk_small_alloc(unsigned cls) {
   struct hk_slab *s = hk_tls_heap->cur[cls];
-  if (__builtin_expect(!hk_freelist_empty(s), 1)) {
-    unsigned i = s->free;
-    hk_link next = hk_link_get(s, i);
-    if (__builtin_expect(hk_link_free(next), 1)) {
-      hk_freelist_unlink_head(s, i, next);
-      hk_slab_used_inc(s);
-      return hk_slab_block(s, i);
-    }
+  unsigned i = s->free;
+  hk_link next = hk_link_get(s, i);
+  if (__builtin_expect(hk_link_free(next), 1)) {
+    hk_freelist_unlink_head(s, i, next);
+    hk_slab_used_inc(s);
+    return hk_slab_block(s, i);
   }
   return hk_small_alloc_slow(cls);
 }

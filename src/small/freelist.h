@@ -7,11 +7,18 @@
  * where the program writes. A link holds the index of the next free
  * block, or one of the values below, which also tell a block's state:
  *
- *   0 .. 0x3fff      next free block (HK_LINK_FRESH set: this block was
- *                    carved but never handed out)
- *   HK_LINK_END      no next block (may carry HK_LINK_FRESH too)
+ *   0 .. 0x3fff      next free block, or the sentinel (HK_LINK_FRESH set:
+ *                    this block was carved but never handed out)
+ *   HK_LINK_END      no next block, in a chain for a remote list
  *   HK_LINK_PENDING  being freed by another thread (transient)
  *   HK_LINK_LIVE     out with the program
+ *
+ * The owner's list ends at the slab's sentinel: index `capacity`, one
+ * link past the last block's, which holds LIVE for as long as the slab is
+ * in use. An empty list is the sentinel itself, so malloc's one test of
+ * the head's link (may it be followed?) also tells it that the list is
+ * empty, without a test of its own. Chains on their way to a remote list
+ * end with HK_LINK_END instead.
  *
  * malloc stores LIVE into the link of the block it hands out and free
  * checks for it, so a double free is caught whatever the program wrote
@@ -91,9 +98,16 @@ static inline const char *hk_link_misuse(hk_link l) {
 }
 
 static inline int hk_freelist_empty(const struct hk_slab *s) {
-  return (s->free & HK_LINK_END) != 0;
+  return s->free == s->capacity;
 }
-static inline void hk_freelist_clear(struct hk_slab *s) { s->free = HK_LINK_END; }
+static inline void hk_freelist_clear(struct hk_slab *s) { s->free = s->capacity; }
+
+/* A slab's list as it starts, empty: its sentinel made LIVE (capacity and
+ * links set). */
+static inline void hk_freelist_init(struct hk_slab *s) {
+  hk_link_set(s, s->capacity, HK_LINK_LIVE);
+  hk_freelist_clear(s);
+}
 
 /* Hands out the head block i, whose link `next` was checked free: the list
  * goes on at `next`, and i is LIVE. Returns whether i was never handed out
@@ -123,7 +137,7 @@ static inline void hk_freelist_fill_fresh(struct hk_slab *s, unsigned first,
                                           unsigned n) {
   for (unsigned i = first; i + 1 < first + n; i++)
     hk_link_set(s, i, (i + 1) | HK_LINK_FRESH);
-  hk_link_set(s, first + n - 1, HK_LINK_END | HK_LINK_FRESH);
+  hk_link_set(s, first + n - 1, s->capacity | HK_LINK_FRESH);
   s->free = (uint16_t)first;
 }
 
@@ -149,11 +163,9 @@ static inline int hk_freelist_claim(struct hk_slab *s, unsigned i,
  * corrupt (nothing is then changed). */
 static inline unsigned hk_freelist_splice(struct hk_slab *s, unsigned first,
                                           unsigned last) {
-  if (!hk_freelist_empty(s)) {
-    if (__builtin_expect(hk_link_get(s, last) != HK_LINK_END, 0))
-      return last;
-    hk_link_set(s, last, s->free);
-  }
+  if (__builtin_expect(hk_link_get(s, last) != HK_LINK_END, 0))
+    return last;
+  hk_link_set(s, last, s->free);
   s->free = (uint16_t)first;
   return HK_LINK_END;
 }

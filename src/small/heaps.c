@@ -15,7 +15,7 @@
 #include "small/superslab.h"
 
 /* Threads start on hk_heap_empty (heap.h). */
-struct hk_slab hk_empty_slab = {.free = HK_LINK_END};
+struct hk_slab hk_empty_slab = {.links = &hk_slab_no_blocks};
 struct hk_heap hk_heap_empty = {
     .cur = {[0 ... HK_CLASS_COUNT - 1] = &hk_empty_slab},
 };

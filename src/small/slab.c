@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+_Atomic hk_link hk_slab_no_blocks = HK_LINK_LIVE;
+
 // ---------------------------------------------------------------------------
 // Free pages of a slab in use. Links live out of band, so a page none of
 // whose blocks is out with the program (LIVE) or being freed (PENDING)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "base/counters.h"
+#include "base/hidden.h"
 #include "small/freelist.h"
 #include "base/list.h"
 #include "base/options.h"
@@ -20,6 +21,11 @@
 #include "base/types.h"
 
 #define HK_RELAXED memory_order_relaxed
+
+/* A LIVE link on its own: the list of a slab without blocks (the heaps'
+ * placeholder, a slab reset for the pool) is this one sentinel, so that
+ * malloc's fast path leaves at once. */
+extern HK_HIDDEN _Atomic hk_link hk_slab_no_blocks;
 
 /* The calling thread's token: its thread pointer, one instruction away
  * (mimalloc's _mi_prim_thread_id). Unique among live threads; a thread's
@@ -114,19 +120,29 @@ static inline unsigned hk_slab_index_of(const struct hk_slab *s, uintptr_t a) {
       .quotient;
 }
 
+/* How many blocks of bs bytes a slab with `bytes` after its first block's
+ * start holds: all that fit, but one fewer where that would leave no room
+ * for the sentinel's link (freelist.h) in the slab's link stride, or give
+ * it an index the links cannot hold. */
+static inline uint16_t hk_slab_capacity(uintptr_t bytes, uint32_t bs) {
+  uintptr_t n = bytes / bs;
+  return (uint16_t)(n > HK_LINK_INDEX ? HK_LINK_INDEX : n);
+}
+
 static inline void hk_slab_init(struct hk_slab *s, unsigned cls,
                                 uintptr_t owner) {
   struct hk_superslab *ss = hk_slab_superslab(s);
   uintptr_t base = hk_slab_base(s);
   uintptr_t start = hk_slab_data_start(s);
   uint32_t bs = hk_class_size[cls];
-  hk_freelist_clear(s);
   hk_slab_set_used(s, 0);
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->start = start;
   s->links = hk_slab_links_at(s);
   atomic_store_explicit(&s->block_size, bs, HK_RELAXED);
-  s->capacity = (uint16_t)((base + ((uintptr_t)1 << ss->slab_shift) - start) / bs);
+  s->capacity = hk_slab_capacity(base + ((uintptr_t)1 << ss->slab_shift) - start,
+                                 bs);
+  hk_freelist_init(s);
   s->div_magic = hk_div_magic(bs);
   atomic_store_explicit(&s->class_idx, (uint8_t)cls, HK_RELAXED);
   s->list = HK_LIST_AVAIL;
@@ -143,6 +159,7 @@ static inline void hk_slab_reset(struct hk_slab *s) {
   atomic_store_explicit(&s->carved, 0, HK_RELAXED);
   s->capacity = 0;
   s->div_magic = 0;
+  s->links = &hk_slab_no_blocks;
   hk_freelist_clear(s);
   hk_slab_set_used(s, 0);
 }

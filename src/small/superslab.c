@@ -34,9 +34,12 @@ unsigned hk_geometry_slabs(unsigned g) {
   return (unsigned)(HK_REGION_SIZE >> hk_geometry_shift(g)); /* <= 32 */
 }
 
+/* Links per slab: one per block, and the sentinel's (freelist.h), which
+ * needs one more only where blocks can be of the geometry's minimum. */
 static uint32_t link_stride(unsigned g) {
-  return (uint32_t)(((size_t)1 << hk_geometry_shift(g)) /
-                    geometry_min_block[g]);
+  uint32_t most =
+      (uint32_t)(((size_t)1 << hk_geometry_shift(g)) / geometry_min_block[g]);
+  return g == HK_GEOM_TINY || g == HK_GEOM_TINY_SOLO ? most + 1 : most;
 }
 
 /* Bytes of the out-of-band metadata mapping of a SuperSlab: the remote

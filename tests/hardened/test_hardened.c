@@ -59,7 +59,8 @@ START_TEST(test_fast_path_left_empty) {
   struct hk_heap *h = hk_tls_heap;
   ck_assert_ptr_eq(h->cur[cls], &hk_empty_slab);
   ck_assert_ptr_eq(h->hard_cur[cls], slab_of(p));
-  ck_assert_uint_eq(hk_empty_slab.free, HK_LINK_END);
+  ck_assert_uint_eq(hk_link_get(&hk_empty_slab, hk_empty_slab.free),
+                   HK_LINK_LIVE);
   ck_assert_uint_eq(atomic_load(&slab_of(p)->owner), hk_thread_token() | 1);
   hk_api_free(p);
 }

@@ -7,10 +7,11 @@
  * one of free or in use, only LIVE is live, and misuse is named by what
  * the link says); carving makes a chain of fresh blocks; handing out and
  * giving back behave as a stack against a model, and tell fresh blocks
- * from reused ones; a claim succeeds once per LIVE block; a remote chain
- * is spliced without a walk, its last block's link read only when the
- * owner's list is not empty, and a last block that does not end the
- * chain is reported with nothing changed; a remote push counts, chains
+ * from reused ones; an empty list is its sentinel, whose LIVE link stops
+ * the fast path's one test; a claim succeeds once per LIVE block; a
+ * remote chain is spliced without a walk, only its last block's link
+ * read, and a last block that does not end the chain is reported with
+ * nothing changed; a remote push counts, chains
  * and carries the first block pushed as the last, and a stuck head reads
  * as empty.
  */
@@ -23,16 +24,18 @@
 #include "small/freelist.h"
 
 #define CAP 64
-static _Atomic hk_link links[CAP];
+static _Atomic hk_link links[CAP + 1]; /* and the sentinel's */
 static struct hk_slab slab;
 
 static void setup(void) {
   memset(&slab, 0, sizeof slab);
   for (unsigned i = 0; i < CAP; i++)
-    atomic_store(&links[i], HK_LINK_LIVE);
+    atomic_store(&links[i], 0);
   slab.links = links;
   slab.capacity = CAP;
-  hk_freelist_clear(&slab);
+  hk_freelist_init(&slab);
+  for (unsigned i = 0; i < CAP; i++)
+    atomic_store(&links[i], HK_LINK_LIVE);
 }
 
 /* Takes the head as the fast path does; returns its index, or -1 when the
@@ -156,14 +159,36 @@ START_TEST(test_claim_succeeds_once) {
 }
 END_TEST
 
-/* Onto an empty list the chain becomes the list as it is: its links are
- * not read, so even a corrupt one is not walked (malloc checks each link
- * as it pops). */
+/* An empty list is the sentinel: the head's link, the one thing malloc's
+ * fast path tests, is LIVE, whether the list was never filled, was taken
+ * to its end or was dropped. */
+START_TEST(test_empty_list_stops_at_the_sentinel) {
+  ck_assert(hk_freelist_empty(&slab));
+  ck_assert_uint_eq(slab.free, CAP);
+  ck_assert(hk_link_live(hk_link_get(&slab, slab.free)));
+  hk_freelist_fill_fresh(&slab, 0, 2);
+  ck_assert_uint_eq(hk_link_get(&slab, 1), CAP | HK_LINK_FRESH);
+  ck_assert_int_eq(take(NULL), 0);
+  ck_assert_int_eq(take(NULL), 1);
+  ck_assert(hk_freelist_empty(&slab));
+  ck_assert(hk_link_live(hk_link_get(&slab, slab.free)));
+  hk_freelist_push(&slab, 0);
+  ck_assert(!hk_freelist_empty(&slab));
+  hk_freelist_clear(&slab);
+  ck_assert(hk_freelist_empty(&slab));
+  ck_assert(hk_link_live(hk_link_get(&slab, slab.free)));
+}
+END_TEST
+
+/* Onto an empty list the chain becomes the list, ending at the sentinel:
+ * only the last block's link is read, so a corrupt one before it is not
+ * walked (malloc checks each link as it pops). */
 START_TEST(test_splice_onto_empty_list_does_not_walk) {
   hk_freelist_chain(&slab, 4, 1000); /* out of range: never read */
-  hk_freelist_chain(&slab, 6, 1000); /* the last block's: not read either */
+  hk_freelist_chain(&slab, 6, HK_LINK_END);
   ck_assert_uint_eq(hk_freelist_splice(&slab, 4, 6), HK_LINK_END);
   ck_assert_uint_eq(slab.free, 4);
+  ck_assert_uint_eq(hk_link_get(&slab, 6), CAP);
 }
 END_TEST
 
@@ -190,7 +215,12 @@ START_TEST(test_splice_reports_a_corrupt_link_and_changes_nothing) {
   ck_assert_uint_eq(hk_freelist_splice(&slab, 5, 6), 6);
   ck_assert_uint_eq(slab.free, 40);
   ck_assert_uint_eq(hk_link_get(&slab, 6), 40);
-  ck_assert_uint_eq(hk_link_get(&slab, 41), HK_LINK_END | HK_LINK_FRESH);
+  ck_assert_uint_eq(hk_link_get(&slab, 41), CAP | HK_LINK_FRESH);
+  /* Onto an empty list too: the last link would become the list's end. */
+  hk_freelist_clear(&slab);
+  ck_assert_uint_eq(hk_freelist_splice(&slab, 5, 6), 6);
+  ck_assert(hk_freelist_empty(&slab));
+  ck_assert_uint_eq(hk_link_get(&slab, 6), 40);
 }
 END_TEST
 
@@ -244,6 +274,7 @@ static Suite *freelist_suite(void) {
   tcase_add_test(tc, test_take_and_push_follow_a_stack);
   tcase_add_test(tc, test_head_in_use_is_not_followed);
   tcase_add_test(tc, test_claim_succeeds_once);
+  tcase_add_test(tc, test_empty_list_stops_at_the_sentinel);
   tcase_add_test(tc, test_splice_onto_empty_list_does_not_walk);
   tcase_add_test(tc, test_splice_links_the_last_block_to_the_old_list);
   tcase_add_test(tc, test_splice_reports_a_corrupt_link_and_changes_nothing);

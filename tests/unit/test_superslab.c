@@ -252,7 +252,9 @@ START_TEST(test_slab_init_geometry) {
         ck_assert_uint_eq(atomic_load(&s->owner), fake_owner);
         ck_assert_uint_eq(s->used, 0);
         ck_assert_uint_eq(s->carved, 0);
-        ck_assert_uint_eq(s->free, HK_LINK_END);
+        /* An empty list: the sentinel, whose link is LIVE. */
+        ck_assert_uint_eq(s->free, s->capacity);
+        ck_assert_uint_eq(hk_link_get(s, s->free), HK_LINK_LIVE);
         ck_assert_uint_eq(atomic_load(hk_slab_remote(s)), HK_REMOTE_EMPTY);
         /* The links are out of band: not inside the SuperSlab's mapping
          * (a solo slab maps 64 KiB of its region, and the kernel may put
