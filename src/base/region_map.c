@@ -128,6 +128,15 @@ static struct hk_region_leaf *leaf_for(uintptr_t region, int create) {
                   sizeof(struct hk_region_leaf), create);
 }
 
+int hk_region_decline_flat(void) {
+  uintptr_t undecided = 0;
+  return atomic_compare_exchange_strong_explicit(&flat_decided, &undecided,
+                                                 FLAT_NONE, memory_order_acq_rel,
+                                                 memory_order_acquire)
+             ? 0
+             : EBUSY;
+}
+
 uintptr_t hk_region_entry_tree(uintptr_t addr) {
   struct hk_region_leaf *leaf = leaf_for(addr >> HK_REGION_SHIFT, 0);
   if (!leaf)

@@ -118,6 +118,11 @@ static inline int hk_region_register(uintptr_t base, size_t size,
   return hk_region_register_tagged(base, size, mapping, 0);
 }
 
+/* Tests only (hidden, not a knob): every region takes the tree, as where
+ * the flat array could not be reserved. Returns 0, or EBUSY once the
+ * first registration has decided. */
+int hk_region_decline_flat(void);
+
 /* Forgets [base, base+size); call before unmapping it. */
 void hk_region_unregister(uintptr_t base, size_t size);
 
