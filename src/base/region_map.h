@@ -57,7 +57,7 @@ extern HK_HIDDEN struct hk_region_mid hk_region_low;
  * the array is in place, and for good if it could not be. */
 struct hk_region_flat {
   _Atomic uintptr_t regions;
-  _Atomic uintptr_t *entry;
+  _Atomic(_Atomic uintptr_t *) entry;
 };
 extern HK_HIDDEN struct hk_region_flat hk_region_flat;
 
