@@ -121,9 +121,10 @@ static inline unsigned hk_slab_index_of(const struct hk_slab *s, uintptr_t a) {
 }
 
 /* How many blocks of bs bytes a slab with `bytes` after its first block's
- * start holds: all that fit, but one fewer where that would leave no room
- * for the sentinel's link (freelist.h) in the slab's link stride, or give
- * it an index the links cannot hold. */
+ * start holds: all that fit, but never more than HK_LINK_INDEX, so that
+ * the sentinel's index (the capacity, freelist.h) fits a link. Its link
+ * fits the slab's stride, which has one to spare (link_stride in
+ * superslab.c). */
 static inline uint16_t hk_slab_capacity(uintptr_t bytes, uint32_t bs) {
   uintptr_t n = bytes / bs;
   return (uint16_t)(n > HK_LINK_INDEX ? HK_LINK_INDEX : n);
